@@ -65,6 +65,8 @@ TOP_LEVEL_GROUPS = (
     "truth",
     "log",
 )
+#: the kinds of imported data, each a group under /raw (``training`` holds one group per area)
+ROLES = ("rapid", "slow", "grating-rapid", "grating-slow", "training")
 _TMP_PREFIX = "."
 _TMP_MARK = ".tmp-"
 #: a transaction that frees more than this share of the file rewrites it compactly

@@ -1,0 +1,119 @@
+"""Contrast normalisation and binarisation of a bright-field tilt series before reconstruction.
+
+Bright-field dislocation images are not projections: the background falls with the effective
+thickness t/cos(theta), bend contours sweep across the field and the dislocation contrast changes
+with tilt. The paper therefore binarised the series (Zhao et al., Methods and Supp. G). Here each
+frame is (1) divided by its smooth background (a wide median/Gaussian estimate), (2) turned into a
+positive dislocation signal ``1 - I / background`` (dark lines become bright), and (3) optionally
+thresholded per frame at ``median + k * noise`` of that signal, where the noise is estimated per
+frame, so the threshold follows the tilt-dependent signal-to-noise ratio. HAADF-like data, where
+intensity already grows with projected mass, use ``mode="none"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from .progress import CancelToken, ProgressFn, no_progress
+
+MODES = ("none", "normalize", "binarize")
+
+
+@dataclass(frozen=True)
+class BinarizeParams:
+    """Pre-processing of a tilt series before reconstruction.
+
+    Attributes
+    ----------
+    mode : {"none", "normalize", "binarize"}
+        ``none`` for HAADF-like data; ``normalize`` gives the flattened positive signal;
+        ``binarize`` (the paper's choice) thresholds it per frame into 0/1.
+    background_px : float
+        Width (Gaussian sigma, pixels) of the background estimate; several times the dislocation
+        contrast width, well below the bend-contour spacing.
+    threshold_sigma : float
+        Threshold above the frame's median signal, in units of that frame's noise.
+    smooth_px : float
+        Gaussian smoothing of the signal before thresholding (pixels), against shot noise.
+    dark_lines : bool
+        True for bright-field (dislocations darker than background), False for dark-field.
+    """
+
+    mode: str = "binarize"
+    background_px: float = 12.0
+    threshold_sigma: float = 2.0
+    smooth_px: float = 1.0
+    dark_lines: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.background_px <= 0:
+            raise ValueError(f"background_px must be positive, got {self.background_px}")
+        if self.smooth_px < 0:
+            raise ValueError(f"smooth_px must be >= 0, got {self.smooth_px}")
+
+
+def dislocation_signal(frame: np.ndarray, params: BinarizeParams) -> np.ndarray:
+    """Flattened positive dislocation signal of one frame: ``1 - I/background`` (bright field).
+
+    The background is a Gaussian of a median-filtered frame, so thin dark lines do not pull it
+    down. Returns float32 of the frame's shape.
+    """
+    f = np.asarray(frame, dtype=np.float32)
+    size = max(3, int(round(params.background_px)) | 1)
+    background = ndi.gaussian_filter(ndi.median_filter(f, size=size, mode="reflect"), params.background_px / 2)
+    background = np.maximum(background, 1e-6 * max(float(np.abs(background).max()), 1e-12))
+    ratio = f / background
+    signal = (1.0 - ratio) if params.dark_lines else (ratio - 1.0)
+    if params.smooth_px > 0:
+        signal = ndi.gaussian_filter(signal, params.smooth_px)
+    return signal.astype(np.float32)
+
+
+def _noise_level(signal: np.ndarray) -> float:
+    """Robust spread of the background signal: 1.4826 * median absolute deviation.
+
+    Dislocations cover a small share of the pixels, so the median statistics describe the
+    background (noise plus residual bend contours) of this frame at its own tilt.
+    """
+    mad = float(np.median(np.abs(signal - np.median(signal))))
+    return max(1.4826 * mad, 1e-6)
+
+
+def preprocess(
+    frames: np.ndarray,
+    params: BinarizeParams | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Normalise or binarise every frame of a (frames, rows, cols) series.
+
+    Returns
+    -------
+    ndarray, float32, same shape
+        ``mode="none"``: the frames unchanged (as float32); ``"normalize"``: the positive signal
+        clipped at 0; ``"binarize"``: 1 where the signal exceeds the frame's threshold, else 0.
+    """
+    params = params or BinarizeParams()
+    frames = np.asarray(frames, dtype=np.float32)
+    if params.mode == "none":
+        return frames.copy()
+    progress = progress or no_progress
+    out = np.empty_like(frames)
+    n = frames.shape[0]
+    for i in range(n):
+        if cancel is not None:
+            cancel.check()
+        signal = dislocation_signal(frames[i], params)
+        if params.mode == "normalize":
+            out[i] = np.clip(signal - np.median(signal), 0, None)
+        else:
+            threshold = float(np.median(signal)) + params.threshold_sigma * _noise_level(signal)
+            out[i] = (signal > threshold).astype(np.float32)
+        progress((i + 1) / n, f"{params.mode}: frame {i + 1}/{n}")
+    return out

@@ -1,0 +1,262 @@
+"""``rstem``: the command line of the workbench (DESIGN.md, "Command line contract").
+
+User errors (missing file, wrong format, bad flag) exit with status 2 and one line on stderr;
+``--json`` output is one JSON object on stdout; long work draws a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from . import __version__
+from .errors import Cancelled, RstemError
+from .progress import CancelToken
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+#: steps whose commands exist but whose science arrives in later versions
+PENDING_STEPS = ("calibrate", "curate", "train", "denoise", "refine", "run", "evaluate")
+
+
+class UsageError(RstemError):
+    """A bad command line (unknown flag, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog.split()[0]} --help)")
+
+
+class TerminalProgress:
+    """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.enabled = self.stream.isatty() and os.environ.get("TERM") != "dumb"
+        self._last = 0.0
+        self._start = time.perf_counter()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.1 and fraction < 1.0:
+            return
+        self._last = now
+        fraction = min(max(fraction, 0.0), 1.0)
+        filled = int(round(self.width * fraction))
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = now - self._start
+        self.stream.write(f"\r[{bar}] {100 * fraction:5.1f}% {elapsed:6.1f}s {message[:50]:<50}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="rstem", description="Rapid STEM dislocation tomography workbench")
+    parser.add_argument("--version", action="version", version=f"rstem {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="new project from the synthetic experiment")
+    p.add_argument("project", type=Path)
+    p.add_argument("--size", type=int, default=512, help="frame size in pixels (default 512)")
+    p.add_argument("--frames", type=int, default=71, help="frames per tilt series (default 71)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--previews", type=Path, default=None, help="folder for PNG previews")
+
+    p = sub.add_parser("import", help="import microscope files into a project")
+    p.add_argument("project", type=Path)
+    p.add_argument("role", help="rapid | slow | grating-rapid | grating-slow | training")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--angles", type=Path, help="tilt angles, one per frame (.rawtlt/.tlt)")
+    p.add_argument("--acquisition", type=Path, help="acquisition.json (times, pixel size)")
+    p.add_argument("--tilts", type=Path, help="JSON mapping training files to their stage tilt (deg)")
+    p.add_argument("--pixel-size", type=float, help="pixel size in nm, if the file lacks it")
+    p.add_argument("--tilt-axis", type=float, help="tilt-axis direction in the image (deg from +x)")
+    p.add_argument("--channel", help="which image of a multi-image file (e.g. a Velox detector)")
+    p.add_argument("--replace", action="store_true", help="replace data already imported for ROLE")
+
+    p = sub.add_parser("info", help="what a project holds and the state of each step")
+    p.add_argument("project", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = sub.add_parser("export", help="write a volume or stack for other viewers")
+    p.add_argument("project", type=Path)
+    p.add_argument("out", type=Path, help="output file: .mrc, .tif/.tiff or .zarr")
+    p.add_argument("--what", default="volume", choices=["volume", "aligned", "denoised", "raw", "distortion"])
+    p.add_argument("--role", default="rapid", help="which raw series for --what raw (default rapid)")
+
+    p = sub.add_parser("reconstruct", help="reconstruct the volume (SIRT by default)")
+    p.add_argument("project", type=Path)
+    p.add_argument("--algorithm", default="sirt", choices=["sirt", "fbp", "cgls"])
+    p.add_argument("--iterations", type=int, default=50, help="SIRT/CGLS iterations (default 50)")
+    p.add_argument("--relaxation", type=float, default=1.0, help="SIRT relaxation in (0, 2)")
+    p.add_argument("--filter", default="ram-lak", help="FBP filter window")
+    p.add_argument("--preprocess", default="binarize", choices=["binarize", "normalize", "none"],
+                   help="contrast treatment before reconstruction (none for HAADF)")
+    p.add_argument("--thickness", type=float, help="z extent in nm (default: estimated from the data)")
+    p.add_argument("--binning", type=int, default=1, help="bin frames b x b for a quick preview")
+    p.add_argument("--no-time-lag", action="store_true", help="one angle per frame instead of per scan row")
+    p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "raw"])
+    p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    for name in PENDING_STEPS:
+        p = sub.add_parser(name, help=f"the {name} step")
+        p.add_argument("project", type=Path)
+        p.add_argument("options", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    if args.size < 32:
+        raise RstemError(f"--size must be at least 32 pixels, got {args.size}")
+    if args.frames < 3:
+        raise RstemError(f"--frames must be at least 3, got {args.frames}")
+    from .simulate import SimulationConfig, write_demo_project
+
+    config = SimulationConfig.scaled(size=args.size, frames=args.frames, seed=args.seed)
+    path = write_demo_project(args.project, config, progress=progress, cancel=cancel, previews_dir=args.previews)
+    progress.close()
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .project import ROLES, Project
+
+    if args.role not in ROLES:
+        raise RstemError(f"unknown role {args.role!r}; choose one of: {', '.join(ROLES)}")
+    from .importing import import_files, load_acquisition, load_tilts
+
+    acquisition = load_acquisition(args.acquisition) if args.acquisition else None
+    tilts = load_tilts(args.tilts) if args.tilts else None
+    proj = Project.open(args.project, "a") if args.project.exists() else Project.create(args.project)
+    with proj:
+        written = import_files(
+            proj, args.role, args.files, angles_file=args.angles, acquisition=acquisition, tilts=tilts,
+            pixel_size_nm=args.pixel_size, tilt_axis_deg=args.tilt_axis, channel=args.channel,
+            replace_existing=args.replace, progress=progress, cancel=cancel,
+        )
+        progress.close()
+        for key in written:
+            s = proj.read_series(key)
+            print(
+                f"{key}: {s.n_frames} frames of {s.shape[1]}x{s.shape[2]} px, "
+                f"{s.pixel_size_nm:.4g} nm/px, {s.angles_deg.min():.2f} to {s.angles_deg.max():.2f} deg"
+            )
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .info import describe, format_text
+    from .project import Project
+
+    with Project.open(args.project, "r") as proj:
+        info = describe(proj)
+    if args.json:
+        json.dump(info, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_text(info))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .exporting import export
+    from .project import Project
+
+    with Project.open(args.project, "r") as proj:
+        out = export(proj, args.out, what=args.what, role=args.role, progress=progress)
+    progress.close()
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .binarize import BinarizeParams
+    from .project import Project
+    from .recon.step import ReconstructionParams, run_reconstruction
+
+    try:
+        params = ReconstructionParams(
+            algorithm=args.algorithm, iterations=args.iterations, relaxation=args.relaxation,
+            filter_window=args.filter, thickness_nm=args.thickness, binning=args.binning,
+            time_lag=not args.no_time_lag, source=args.source, backend=args.backend, device=args.device,
+            preprocessing=BinarizeParams(mode=args.preprocess),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with Project.open(args.project, "a") as proj:
+        volume = run_reconstruction(proj, params, progress=progress, cancel=cancel)
+    progress.close()
+    z, y, x = volume.shape
+    print(f"reconstruction/volume: {z}x{y}x{x} voxels (z, y, x) of {volume.voxel_size_nm:.4g} nm; "
+          + "; ".join(volume.metadata["notes"]))
+    return 0
+
+
+def _cmd_pending(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    raise RstemError(f"`rstem {args.command}` is not available yet in rstem {__version__}")
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "import": _cmd_import,
+    "info": _cmd_info,
+    "export": _cmd_export,
+    "reconstruct": _cmd_reconstruct,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error, 130 cancelled)."""
+    parser = _build_parser()
+    progress = TerminalProgress()
+    cancel = CancelToken()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USER_ERROR
+        handler = _COMMANDS.get(args.command, _cmd_pending)
+        return handler(args, progress, cancel)
+    except Cancelled as exc:
+        progress.close()
+        print(f"rstem: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        progress.close()
+        print("rstem: interrupted; the project is unchanged", file=sys.stderr)
+        return EXIT_CANCELLED
+    except RstemError as exc:
+        progress.close()
+        print(f"rstem: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        progress.close()
+        print(f"rstem: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

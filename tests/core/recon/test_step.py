@@ -1,0 +1,91 @@
+"""The reconstruction step on a project: inputs chosen, volume stored, cancel changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rstem_core.binarize import BinarizeParams
+from rstem_core.errors import Cancelled, RstemError
+from rstem_core.model import TiltSeries
+from rstem_core.progress import CancelToken
+from rstem_core.project import Project
+from rstem_core.recon import Geometry, Projector, row_angles_from_curve, row_times_s
+from rstem_core.recon.step import ReconstructionParams, run_reconstruction, time_lag_angles
+
+
+def _project(tmp_path: Path) -> Path:
+    n, rows, cols, nz = 15, 48, 6, 16
+    vol = np.zeros((nz, rows, cols), np.float32)
+    vol[4:12, 20:24, :] = 1.0
+    t0 = np.arange(n) * 0.2
+    angles = np.linspace(-60, 60, n)
+    line = 0.03 / rows
+    row_angles = row_angles_from_curve(t0 + 0.015, angles, row_times_s(t0, rows, line))
+    frames = Projector(Geometry(row_angles, rows, cols, nz), "cpu").project(vol)
+    series = TiltSeries(frames, angles, 4.56, timestamps_s=t0, line_time_s=line)
+    path = tmp_path / "p.h5"
+    with Project.create(path) as proj, proj.edit() as w:
+        w.write_series("raw/rapid", series)
+    return path
+
+
+def _params(**kw) -> ReconstructionParams:
+    base = {"thickness_nm": 16 * 4.56, "margin_nm": 0.0, "iterations": 20, "device": "cpu",
+            "preprocessing": BinarizeParams(mode="none")}
+    base.update(kw)
+    return ReconstructionParams(**base)
+
+
+def test_reconstruction_is_stored_with_params_and_log(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    with Project.open(path, "a") as proj:
+        vol = run_reconstruction(proj, _params())
+    assert vol.shape == (16, 48, 6) and vol.voxel_size_nm == 4.56
+    assert vol.metadata["time_lag"] is True and vol.metadata["source"] == "/raw/rapid"
+    with Project.open(path) as proj:
+        stored = proj.read_volume("reconstruction/volume")
+        assert proj.params("reconstruction/volume")["iterations"] == 20
+        assert proj.log_entries()[-1]["step"] == "reconstruct"
+    np.testing.assert_array_equal(stored.data, vol.data)
+    # the bar of density is found where it was put
+    profile = stored.data.sum(axis=(0, 2))
+    assert 19 <= int(np.argmax(profile)) <= 24
+
+
+def test_binning_and_no_time_lag(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    with Project.open(path, "a") as proj:
+        vol = run_reconstruction(proj, _params(binning=2, time_lag=False))
+    assert vol.shape == (8, 24, 3) and vol.voxel_size_nm == pytest.approx(9.12)
+    assert vol.metadata["time_lag"] is False
+
+
+def test_time_lag_needs_times() -> None:
+    s = TiltSeries(np.zeros((3, 4, 4)), [0, 1, 2], 1.0)
+    assert time_lag_angles(s, s.angles_deg) is None
+
+
+def test_cancel_leaves_the_project_unchanged(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    before = path.read_bytes()
+    token = CancelToken()
+    with Project.open(path, "a") as proj, pytest.raises(Cancelled):
+        run_reconstruction(proj, _params(iterations=200), cancel=token,
+                           progress=lambda f, m: token.cancel() if f > 0.5 else None)
+    assert path.read_bytes() == before
+
+
+def test_no_series_is_a_clear_error(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "e.h5") as proj, pytest.raises(RstemError, match="has no rapid series"):
+        run_reconstruction(proj, _params())
+
+
+@pytest.mark.parametrize(("kw", "msg"), [({"thickness_nm": 0.0}, "empty volume extent"),
+                                         ({"algorithm": "art"}, "algorithm must be one of"),
+                                         ({"binning": 0}, "binning must be at least 1")])
+def test_bad_parameters(kw: dict, msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        ReconstructionParams(**kw)
