@@ -25,7 +25,7 @@ def shared_data() -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_file(shared_data: Path):
     """Return a function mapping a MANIFEST name to its path, failing if the file is missing."""
 

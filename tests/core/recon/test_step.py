@@ -89,3 +89,27 @@ def test_no_series_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_parameters(kw: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         ReconstructionParams(**kw)
+
+
+def test_cli_reconstruct_then_export_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import mrcfile
+
+    from rstem_core.cli import main
+
+    path = _project(tmp_path)
+    status = main(["reconstruct", str(path), "--iterations", "5", "--thickness", "72.96",
+                   "--preprocess", "none", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "reconstruction/volume: 25x48x6 voxels" in captured.out
+    assert main(["info", str(path), "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["steps"]["reconstruct"] == "done"
+    assert main(["export", str(path), str(tmp_path / "v.mrc")]) == 0
+    with mrcfile.open(tmp_path / "v.mrc") as m:
+        nz = round((72.96 + 40) / 4.56)
+        assert m.data.shape == (nz, 48, 6)
+        assert float(m.voxel_size.x) == pytest.approx(45.6)
+    assert main(["reconstruct", str(path), "--iterations", "0"]) == 2
+    assert "iterations must be at least 1" in capsys.readouterr().err
