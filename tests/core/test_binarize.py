@@ -1,0 +1,49 @@
+"""Contrast normalisation and binarisation of bright-field frames (paper Supp. G)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from rstem_core.binarize import BinarizeParams, dislocation_signal, preprocess
+
+
+def _bf_frame(background: float, contrast: float, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A bright-field frame: a sloping background with a bend-contour band, one dark line."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:96, :96].astype(float)
+    bg = background * (1.0 - 0.3 * x / 96) * (1.0 - 0.25 * np.exp(-((y - 70) ** 2) / (2 * 12.0**2)))
+    line = np.exp(-((x - 0.4 * y - 30) ** 2) / (2 * 1.5**2))
+    frame = bg * (1.0 - contrast * line) + rng.normal(0, noise * background, bg.shape)
+    return frame.astype(np.float32), line > 0.5
+
+
+@pytest.mark.parametrize(("background", "noise"), [(1000.0, 0.02), (300.0, 0.05)])  # thin/low tilt, thick/high tilt
+def test_binarised_line_is_found_with_few_false_pixels(background: float, noise: float) -> None:
+    frame, truth = _bf_frame(background, contrast=0.4, noise=noise)
+    binary = preprocess(frame[None], BinarizeParams(threshold_sigma=3.0))[0]
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    recall = binary[truth].mean()
+    away = ~ndi.binary_dilation(truth, iterations=3)  # pixels clear of the line's flanks
+    away[:6], away[-6:], away[:, :6], away[:, -6:] = False, False, False, False
+    false_rate = binary[away].mean()
+    assert recall > 0.8 and false_rate < 0.01
+
+
+def test_signal_is_flat_where_there_is_no_line() -> None:
+    frame, truth = _bf_frame(1000.0, contrast=0.4, noise=0.0)
+    signal = dislocation_signal(frame, BinarizeParams(smooth_px=0.0))
+    y, x = np.mgrid[:96, :96]
+    far = (np.abs(x - 0.4 * y - 30) > 10) & (y >= 6) & (y < 90) & (x >= 6) & (x < 90)
+    assert np.abs(signal[far]).max() < 0.05  # the sloping background and the contour band are gone
+    assert signal[truth].mean() > 0.25  # dark lines became a positive signal
+
+
+def test_modes_none_and_normalize() -> None:
+    frame, _ = _bf_frame(1000.0, 0.4, 0.01)
+    np.testing.assert_array_equal(preprocess(frame[None], BinarizeParams(mode="none"))[0], frame)
+    norm = preprocess(frame[None], BinarizeParams(mode="normalize"))[0]
+    assert norm.min() >= 0 and norm.max() > 0.2
+    with pytest.raises(ValueError, match="mode must be one of"):
+        BinarizeParams(mode="otsu")
