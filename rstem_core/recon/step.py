@@ -21,7 +21,15 @@ from ..errors import RstemError
 from ..model import TiltSeries, Volume
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
-from . import ALGORITHMS, BACKENDS, FILTERS, Geometry, reconstruct, row_angles_from_curve, row_times_s
+from . import (
+    ALGORITHMS,
+    BACKENDS,
+    FILTERS,
+    Geometry,
+    reconstruct,
+    row_angles_from_curve,
+    row_times_s,
+)
 from .thickness import bin_frames, estimate_thickness_px
 
 SOURCES = {"aligned": "processed/aligned", "denoised": "processed/denoised", "raw": "raw/rapid"}
@@ -172,9 +180,11 @@ def run_reconstruction(
         shifts = shifts / b
     if params.thickness_nm is None:
         progress(0.1, "estimating the specimen thickness")
+        mode = params.preprocessing.mode
         thick_px, _ = estimate_thickness_px(
-            signal, angles, binning=max(1, 4 // b), device=params.device,
-            progress=sub_progress(progress, 0.1, 0.25), cancel=cancel,
+            bin_frames(series.frames, b), angles, binning=max(1, 4 // b),
+            dark_lines=None if mode == "none" else params.preprocessing.dark_lines,
+            device=params.device, progress=sub_progress(progress, 0.1, 0.25), cancel=cancel,
         )
         thickness_nm = thick_px * voxel_nm
         notes.append(f"thickness estimated from the data: {thickness_nm:.0f} nm")

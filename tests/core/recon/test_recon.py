@@ -9,7 +9,7 @@ from rstem_core.errors import Cancelled
 from rstem_core.progress import CancelToken
 from rstem_core.recon import Geometry, Projector, reconstruct, row_angles_from_curve, row_times_s
 from rstem_core.recon.algorithms import angular_weights
-from rstem_core.recon.thickness import bin_frames, estimate_thickness_px, extent_of_signal
+from rstem_core.recon.thickness import bin_frames, estimate_thickness_px, slab_extent
 
 
 def _blobs(nz: int, ny: int, nx: int, n: int = 25, seed: int = 0, margin: int = 4) -> np.ndarray:
@@ -198,11 +198,26 @@ def test_thickness_estimate_finds_the_slab() -> None:
     vol[top : top + nz_true] = _blobs(nz_true, rows, 8, n=60, margin=3)
     g = Geometry(np.linspace(-70, 70, 36), rows, 8, rows)
     series = Projector(g, "cpu").project(vol)
-    thickness, profile = estimate_thickness_px(series, g.angles_deg, binning=2, device="cpu")
+    thickness, profile = estimate_thickness_px(series, g.angles_deg, binning=2, dark_lines=None, device="cpu")
     assert profile.shape == (rows // 2,)
     assert 0.7 * nz_true <= thickness <= 1.6 * nz_true
 
 
+def test_thickness_of_the_synthetic_specimen(tmp_path) -> None:
+    """On the noisy rapid series of the demo (300 nm slab) the estimate is within 30 %."""
+    from rstem_core.project import Project
+    from rstem_core.simulate import SimulationConfig, write_demo_project
+
+    path = write_demo_project(tmp_path / "d.h5", SimulationConfig.scaled(
+        size=128, frames=31, seed=0, areas_per_tilt=1, frames_per_area=2))
+    with Project.open(path) as proj:
+        series = proj.read_series("raw/rapid")
+        true_nm = float(proj.attrs("truth")["thickness_nm"])
+    px, _ = estimate_thickness_px(series.frames, series.angles_deg, binning=4, device="cpu")
+    assert 0.7 * true_nm <= px * series.pixel_size_nm <= 1.3 * true_nm
+
+
 def test_extent_and_binning_helpers() -> None:
-    assert extent_of_signal(np.array([0, 0, 1, 5, 3, 1, 0, 0.0]), 0.8) == (3, 5)
+    profile = np.array([9, 1, 1, 1, 1, 4, 6, 5, 1, 1, 1, 2, 1, 1, 9.0])  # artefacts at both ends
+    assert slab_extent(profile, edge_fraction=0.2, level=0.3) == (5, 8)
     assert bin_frames(np.arange(2 * 4 * 6, dtype=float).reshape(2, 4, 6), 2).shape == (2, 2, 3)
