@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rstem_core.analysis.positions import errors_against_lines
 from rstem_core.binarize import BinarizeParams, preprocess
 from rstem_core.project import Project
 from rstem_core.recon import Geometry, reconstruct
-from rstem_core.analysis.positions import errors_against_lines
 
 
 def main() -> None:
