@@ -10,12 +10,11 @@ float32 volume whose voxel equals the frame pixel and whose centre lies on the t
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage as ndi
 import torch
 
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .algorithms import FILTERS, cgls, fbp, sirt
-from .geometry import Geometry, row_angles_from_curve, row_times_s
+from .geometry import Geometry, row_angles_from_curve, row_times_s, undo_shifts
 from .projector import Projector
 
 ALGORITHMS = ("sirt", "fbp", "cgls")
@@ -48,15 +47,6 @@ def _check_frames(frames: np.ndarray, geometry: Geometry) -> np.ndarray:
         frame = int(np.flatnonzero(bad.any(axis=(1, 2)))[0])
         raise ValueError(f"the tilt series holds {int(bad.sum())} NaN or infinite values (first in frame {frame})")
     return frames
-
-
-def _shift_along_x(frames: np.ndarray, geometry: Geometry) -> np.ndarray:
-    if geometry.shifts_px is None or not np.any(geometry.shifts_px[:, 1]):
-        return frames
-    out = np.empty_like(frames)
-    for i, dx in enumerate(geometry.shifts_px[:, 1]):
-        out[i] = ndi.shift(frames[i], (0.0, -float(dx)), order=1, mode="nearest")
-    return out
 
 
 def reconstruct(
@@ -113,7 +103,7 @@ def reconstruct(
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     frames = _check_frames(frames, geometry)
     progress = progress or no_progress
-    frames = _shift_along_x(frames, geometry)
+    frames = undo_shifts(frames, geometry.shifts_px, "x")
     if backend != "torch":
         from . import backends
 

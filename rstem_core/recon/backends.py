@@ -9,11 +9,10 @@ only: the time-lag (per-row) geometry needs the built-in torch engine.
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from ..errors import RstemError
 from ..progress import CancelToken, ProgressFn, no_progress
-from .geometry import Geometry
+from .geometry import Geometry, undo_shifts
 
 
 def available() -> dict[str, bool]:
@@ -25,15 +24,6 @@ def available() -> dict[str, bool]:
             out[name] = True
         except ImportError:
             out[name] = False
-    return out
-
-
-def _shift_along_y(frames: np.ndarray, geometry: Geometry) -> np.ndarray:
-    if geometry.shifts_px is None or not np.any(geometry.shifts_px[:, 0]):
-        return frames
-    out = np.empty_like(frames)
-    for i, dy in enumerate(geometry.shifts_px[:, 0]):
-        out[i] = ndi.shift(frames[i], (-float(dy), 0.0), order=1, mode="nearest")
     return out
 
 
@@ -128,7 +118,7 @@ def reconstruct_external(
         raise RstemError(
             f"the {backend} backend cannot model per-row angles (time lag); use the built-in torch backend"
         )
-    frames = _shift_along_y(frames, geometry)
+    frames = undo_shifts(frames, geometry.shifts_px, "y")
     if backend == "astra":
         return astra_slices(
             frames, geometry.angles_deg, geometry.nz, algorithm=algorithm, iterations=iterations,

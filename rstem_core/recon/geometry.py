@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.ndimage as ndi
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,4 +117,21 @@ def row_angles_from_curve(
     lo, hi = times < t[0], times > t[-1]
     out[lo] = a[0] + (times[lo] - t[0]) * (a[1] - a[0]) / (t[1] - t[0])
     out[hi] = a[-1] + (times[hi] - t[-1]) * (a[-1] - a[-2]) / (t[-1] - t[-2])
+    return out
+
+
+def undo_shifts(frames: np.ndarray, shifts_px: np.ndarray | None, axis: str) -> np.ndarray:
+    """Move every frame back by its shift along ``axis`` ("y" or "x"), linear interpolation.
+
+    ``shifts_px`` (frames, 2) holds (dy, dx): where the specimen content appears relative to
+    where it is expected. Returns the frames unchanged when there is nothing to undo.
+    """
+    column = {"y": 0, "x": 1}[axis]
+    if shifts_px is None or not np.any(shifts_px[:, column]):
+        return frames
+    out = np.empty_like(frames)
+    for i, shift in enumerate(shifts_px[:, column]):
+        offset = [0.0, 0.0]
+        offset[column] = -float(shift)
+        out[i] = ndi.shift(frames[i], offset, order=1, mode="nearest")
     return out

@@ -10,21 +10,10 @@ import numpy as np
 import pytest
 
 from rstem_core.errors import Cancelled, ProjectError, ProjectLockedError
+from rstem_core.importing import ACQUISITION_KEYS
 from rstem_core.progress import CancelToken
 from rstem_core.project import Project
 from rstem_core.simulate import SimulationConfig, write_demo_project
-
-ACQUISITION_KEYS = {
-    "pixel_size_nm",
-    "dwell_time_s",
-    "line_time_s",
-    "frame_time_s",
-    "frame_interval_s",
-    "tilt_start_deg",
-    "tilt_end_deg",
-    "nominal_tilt_rate_deg_s",
-    "fast_scan_axis",
-}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def test_raw_series_layout(demo: tuple[Path, Path], tiny_config: SimulationConfi
         np.testing.assert_allclose(rapid.angles_deg, np.linspace(-70, 70, 5))
         np.testing.assert_allclose(rapid.timestamps_s, np.arange(5) * cfg.frame_interval_s)
         assert rapid.line_time_s == pytest.approx(cfg.frame_time_s / 64)
-        assert set(rapid.metadata) == ACQUISITION_KEYS | {"source", "seed"}
+        assert set(rapid.metadata) == set(ACQUISITION_KEYS) | {"source", "seed"}
         assert rapid.metadata["fast_scan_axis"] == "x" and rapid.metadata["source"] == "synthetic"
         slow = proj.read_series("raw/slow")
         np.testing.assert_allclose(slow.angles_deg, np.linspace(-70, 70, 5))
