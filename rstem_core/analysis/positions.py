@@ -189,6 +189,7 @@ def errors_against_lines(
     voxel_nm: float,
     lines_nm: list[np.ndarray],
     *,
+    reference_volume: np.ndarray | None = None,
     threshold: float = 0.05,
     max_distance_nm: float | None = None,
     y_bins: int = 8,
@@ -200,6 +201,8 @@ def errors_against_lines(
     maximum, or whose centroid lies farther than ``max_distance_nm``, count as not found.
     Returns mean |dy| and |dz| (nm), the share found, the mean dz in ``y_bins`` bands of y, and
     the convex part of dz against y: the quadratic coefficient of a fit times (half the field)^2.
+    With ``reference_volume`` (e.g. the slow tomogram) the errors are taken between the two
+    volumes' centroids seeded at the same true crossings, as the paper compares rapid and slow.
     """
     nz, ny, nx = volume.shape
     x_planes = (np.arange(nx) - (nx - 1) / 2) * voxel_nm
@@ -208,6 +211,11 @@ def errors_against_lines(
     reference = reference[np.abs(reference[:, 2]) <= half_height]
     found, strength = centroids_near(volume, voxel_nm, reference)
     ok = np.isfinite(found[:, 1]) & (strength >= threshold * float(np.max(volume)))
+    if reference_volume is not None:
+        seeds = reference
+        reference, ref_strength = centroids_near(reference_volume, voxel_nm, seeds)
+        ok &= np.isfinite(reference[:, 1]) & (ref_strength >= threshold * float(np.max(reference_volume)))
+        reference = np.where(np.isfinite(reference), reference, seeds)
     diff = found[ok] - reference[ok]
     close = np.hypot(diff[:, 1], diff[:, 2]) <= (max_distance_nm or 3 * voxel_nm)
     dz = diff[close, 2]
