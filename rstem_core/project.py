@@ -74,7 +74,7 @@ _REPACK_FRACTION = 0.25
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 def _jsonable(obj: Any) -> Any:
