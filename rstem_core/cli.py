@@ -23,7 +23,7 @@ EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
 
 #: steps whose commands exist but whose science arrives in later versions
-PENDING_STEPS = ("calibrate", "curate", "train", "denoise", "refine", "run", "evaluate")
+PENDING_STEPS = ("train", "denoise", "refine", "run", "evaluate")
 
 
 class UsageError(RstemError):
@@ -115,6 +115,33 @@ def _build_parser() -> _Parser:
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    p = sub.add_parser("calibrate", help="distortion map of the rapid scan from the grating pair; corrected frames")
+    p.add_argument("project", type=Path)
+    p.add_argument("--window", type=int, help="correlation window edge in px (default 1.5 grating periods)")
+    p.add_argument("--step", type=int, help="distance between windows in px (default a quarter window)")
+    p.add_argument("--sigma", type=float, default=0.5, help="Gaussian noise smoothing before matching, px")
+    p.add_argument("--iterations", type=int, default=5, help="refinement passes (default 5)")
+    p.add_argument("--min-quality", type=float, default=0.25, help="correlation a window needs to count (0..1)")
+    p.add_argument("--max-residual", type=float, default=1.0, help="reject when the fit residual exceeds this, px")
+    p.add_argument("--order", type=int, default=3, choices=[1, 3], help="interpolation of the correction (1 or 3)")
+    p.add_argument("--save-map", type=Path, help="also write the map to this file (a calibration library)")
+    p.add_argument("--load-map", type=Path, help="use a saved map instead of the grating pair")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = sub.add_parser("curate", help="DCFI references and thickness matching of the training areas")
+    p.add_argument("project", type=Path)
+    p.add_argument("--threshold", type=float, default=0.17,
+                   help="largest accepted relative thickness difference (default 0.17 = 17 %%)")
+    p.add_argument("--statistic", default="background", choices=["background", "shot-noise"],
+                   help="thickness statistic (shot-noise: when detector gain/offset differ)")
+    p.add_argument("--accept", action="append", default=[], metavar="AREA", help="accept this area (repeatable)")
+    p.add_argument("--reject", action="append", default=[], metavar="AREA", help="reject this area (repeatable)")
+    p.add_argument("--clear-overrides", action="store_true", help="forget earlier --accept/--reject decisions")
+    p.add_argument("--recompute", action="store_true", help="recompute existing DCFI references")
+    p.add_argument("--nonrigid", type=int, default=0, metavar="BANDS",
+                   help="DCFI non-rigid refinement with this many row bands (default 0: rigid)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     for name in PENDING_STEPS:
         p = sub.add_parser(name, help=f"the {name} step")
@@ -211,6 +238,72 @@ def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cance
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .calib import CalibrationParams, run_calibration
+    from .project import Project
+
+    try:
+        params = CalibrationParams(
+            window_px=args.window, step_px=args.step, prefilter_sigma_px=args.sigma, iterations=args.iterations,
+            min_window_quality=args.min_quality, max_residual_px=args.max_residual,
+            interpolation_order=args.order,
+            load_map=str(args.load_map) if args.load_map else None,
+            save_map=str(args.save_map) if args.save_map else None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with Project.open(args.project, "a") as proj:
+        result = run_calibration(proj, params, progress=progress, cancel=cancel)
+    progress.close()
+    q = result.distortion_map.quality
+    if args.json:
+        json.dump({"quality": q, "corrected": result.corrected is not None, "notes": result.notes}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    dmap = result.distortion_map
+    print(f"calibration/distortion_map: dx {dmap.dx_px.min():+.2f} .. {dmap.dx_px.max():+.2f} px, "
+          f"dy {dmap.dy_px.min():+.2f} .. {dmap.dy_px.max():+.2f} px")
+    if "residual_rms_px" in q:
+        print(f"  {q['n_valid_windows']}/{q['n_windows']} windows of {q['window_px']} px valid, fit residual "
+              f"{q['residual_rms_px']:.3f} px RMS, grating period {q['grating_period_px']:.1f} px")
+    if result.corrected is not None:
+        n, rows, cols = result.corrected.shape
+        print(f"processed/corrected: {n} frames of {rows}x{cols} px")
+    for note in result.notes:
+        print(f"  {note}")
+    return 0
+
+
+def _cmd_curate(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .curate import CurationParams, run_curation
+    from .project import Project
+
+    try:
+        params = CurationParams(
+            threshold=args.threshold, statistic=args.statistic, accept=tuple(args.accept),
+            reject=tuple(args.reject), clear_overrides=args.clear_overrides,
+            recompute_references=args.recompute, dcfi_nonrigid_bands=args.nonrigid,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with Project.open(args.project, "a") as proj:
+        result = run_curation(proj, params, progress=progress, cancel=cancel)
+    progress.close()
+    if args.json:
+        json.dump({"decisions": result.decisions, "patches": result.patches, "beer_lambert": result.beer_lambert},
+                  sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    for d in result.decisions:
+        mark = "accept" if d["accepted"] else "reject"
+        print(f"{d['area']}  {d['stage_tilt_deg']:5.1f} deg  {mark}  {d['reason']}")
+    for p in result.patches:
+        print(f"tilt {p['stage_tilt_deg']:5.1f} deg: {p['accepted']}/{p['areas']} areas accepted, {p['frames']} frames, "
+              f"{p['patches']} patches of {p['patch_px']}x{p['patch_px']} px")
+    print(f"training/accepted: {len(result.accepted)} of {len(result.decisions)} areas")
+    return 0
+
+
 def _cmd_pending(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
     raise RstemError(f"`rstem {args.command}` is not available yet in rstem {__version__}")
 
@@ -221,6 +314,8 @@ _COMMANDS = {
     "info": _cmd_info,
     "export": _cmd_export,
     "reconstruct": _cmd_reconstruct,
+    "calibrate": _cmd_calibrate,
+    "curate": _cmd_curate,
 }
 
 
