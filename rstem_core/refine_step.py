@@ -1,0 +1,263 @@
+"""The tilt-refinement step: read the most processed rapid series, refine its geometry, store.
+
+Input (``source="auto"``): ``/processed/denoised``, else ``/processed/corrected`` (distortion
+corrected), else ``/raw/rapid``; the choice is recorded. The science is in
+:func:`rstem_core.align.refine_alignment`; this module only reads and writes the project, all
+in one transaction at the end (a cancel or an error leaves the project unchanged).
+
+Output
+------
+``/processed/alignment`` (group; ``attrs['params']`` = :class:`RefineParams`)
+    ``angles_deg`` (n,)
+        Refined angle of every frame at its mid-time (the reconstruction interpolates the
+        angle of every scan row from these and the frame timestamps).
+    ``shifts_px`` (n, 2)
+        (dy, dx): a feature expected at (r, c) is seen at (r + dy, c + dx) (after turning by
+        ``tilt_axis_deg`` about the frame centre when that is not zero).
+    ``residuals_px`` (n,)
+        RMS misfit of the feature positions per frame, across the measured structure (NaN where
+        none, e.g. projection matching).
+    ``flags`` (n,) uint8
+        Bit 1 excluded (blank frame), bit 2 residual outlier, bit 4 few measurements; the
+        legend is in ``attrs['flag_bits']``.
+    ``nominal_angles_deg`` (n,), ``coarse_shifts_px`` (n, 2)
+        The starting angles and the coarse alignment, for comparison.
+    attrs
+        ``tilt_axis_deg``, ``method``, ``source``, ``contrast``, ``n_features``, ``notes``
+        (JSON list), ``gauge`` (how the absolute angle and position were fixed).
+``/processed/aligned``
+    The source series with the shifts removed and the axis along x, its ``angles_deg`` the
+    refined ones, same timestamps and line time (no line time when the frames had to be turned
+    by more than a degree, since rows are then no longer scan lines).
+``/log``
+    One entry ``{"step": "refine", ...}`` with the parameters, source, method and duration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .align import METHODS, AlignmentResult, apply_alignment, refine_alignment
+from .align.refine import FLAG_NAMES
+from .align.signal import CONTRASTS
+from .errors import RstemError
+from .model import TiltSeries
+from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .project import Project
+
+SOURCES = {"denoised": "processed/denoised", "corrected": "processed/corrected", "raw": "raw/rapid"}
+OUTPUT = "processed/alignment"
+ALIGNED = "processed/aligned"
+GAUGE = (
+    "mean of the first and last frames' angles = mean of their nominal angles; zero shift for the "
+    "frame nearest 0 deg (x, and y at that frame's angle); depth origin in the middle of the "
+    "features' depth range (the slab centre)"
+)
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Parameters of the tilt-refinement step.
+
+    Attributes
+    ----------
+    method : {"auto", "features", "projection", "coarse"}
+        ``auto``: feature refinement, or projection matching when too few features can be
+        followed; ``coarse``: cross-correlation only (nominal angles kept).
+    source : {"auto", "denoised", "corrected", "raw"}
+        Which version of the rapid series to refine; ``auto`` takes the most processed.
+    contrast : {"auto", "dark", "bright"}
+        Dark structure on a bright background (bright field) or the reverse (HAADF).
+    find_tilt_axis : bool
+        Look for the tilt-axis direction in the images and turn the frames when it clearly is
+        not along x (for files that do not say, or say wrongly).
+    axis_search_deg : float
+        Largest departure of the tilt axis from x the search considers, degrees. Import has
+        already turned the frames by the axis direction the file recorded, so only a remaining
+        small error is looked for by default; 90 searches every direction (files that do not say).
+    fit_tilt_axis : bool
+        Also refine a small remaining axis rotation in the least-squares solution.
+    smooth_angles : bool
+        Regularise the angles towards a smooth angle-against-time curve (continuous tilt).
+    angle_acceleration_deg_s2 : float
+        Expected angular acceleration of the goniometer, deg/s^2 (deg per frame^2 when the
+        series has no timestamps): larger lets the angles follow the data more freely.
+    drift_acceleration_px_s2 : float or None
+        Expected acceleration of the specimen drift in frame pixels per s^2 for a continuously
+        tilted series (one with frame timestamps): the shifts follow a smooth drift path, which
+        keeps the dark high-tilt frames from wandering. Series without timestamps (stop-and-go,
+        whose stage corrections jump) and None leave every frame's shift free.
+    min_correlation : float
+        Fewest median correlation of the frames with their held-out re-projections for which
+        projection matching is trusted; below it the nominal angles and coarse shifts are kept.
+    thickness_nm : float or None
+        Specimen thickness; None estimates it from the data.
+    binning : int
+        Work binning; 0 brings the frames to about 256 px.
+    rounds : int
+        Reconstruct / measure / solve rounds of the feature refinement.
+    max_features : int
+        Most 3D features followed.
+    min_features : int
+        Fewest features kept before falling back to projection matching.
+    device : str
+        ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``, for the reconstructions.
+    """
+
+    method: str = "auto"
+    source: str = "auto"
+    contrast: str = "auto"
+    find_tilt_axis: bool = True
+    axis_search_deg: float = 20.0
+    fit_tilt_axis: bool = False
+    smooth_angles: bool = True
+    angle_acceleration_deg_s2: float = 30.0
+    drift_acceleration_px_s2: float | None = 20.0
+    min_correlation: float = 0.2
+    thickness_nm: float | None = None
+    binning: int = 0
+    rounds: int = 3
+    max_features: int = 600
+    min_features: int = 12
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.source != "auto" and self.source not in SOURCES:
+            raise ValueError(f"source must be auto or one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"contrast must be one of {', '.join(CONTRASTS)}, got {self.contrast!r}")
+        if not self.angle_acceleration_deg_s2 > 0:
+            raise ValueError(f"angle_acceleration_deg_s2 must be positive, got {self.angle_acceleration_deg_s2}")
+        if self.drift_acceleration_px_s2 is not None and not self.drift_acceleration_px_s2 > 0:
+            raise ValueError(f"drift_acceleration_px_s2 must be positive, got {self.drift_acceleration_px_s2}")
+        if self.thickness_nm is not None and not self.thickness_nm > 0:
+            raise ValueError(f"thickness_nm must be positive, got {self.thickness_nm}")
+        if self.binning < 0:
+            raise ValueError(f"binning must be 0 (automatic) or positive, got {self.binning}")
+        if not 0 <= self.axis_search_deg <= 90:
+            raise ValueError(f"axis_search_deg must lie in [0, 90], got {self.axis_search_deg}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.max_features < 1 or self.min_features < 0:
+            raise ValueError("max_features must be >= 1 and min_features >= 0")
+
+
+def choose_source(project: Project, source: str = "auto") -> str:
+    """The project key of the rapid series to refine (the most processed one for ``auto``)."""
+    if source != "auto":
+        key = SOURCES[source]
+        if key not in project:
+            raise RstemError(f"{project.path.name} has no {source} rapid series to refine")
+        return key
+    for key in SOURCES.values():
+        if key in project:
+            return key
+    raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_refinement(
+    project: Project,
+    params: RefineParams | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> AlignmentResult:
+    """Refine the geometry of the project's rapid series and store it (one transaction).
+
+    Returns
+    -------
+    AlignmentResult
+        What was stored (angles, shifts, axis, residuals, flags, method, notes).
+
+    Raises
+    ------
+    RstemError
+        No rapid series, a series that cannot be refined (fewer than 3 usable frames, angles
+        not monotone), or a refinement that did not give monotone angles.
+    """
+    params = params or RefineParams()
+    progress = progress or no_progress
+    started = time.perf_counter()
+    key = choose_source(project, params.source)
+    series = project.read_series(key)
+    px = series.pixel_size_nm
+    try:
+        result = refine_alignment(
+            series.frames, series.angles_deg,
+            timestamps_s=series.timestamps_s, line_time_s=series.line_time_s,
+            contrast=params.contrast, method=params.method, estimate_axis=params.find_tilt_axis,
+            axis_search_deg=params.axis_search_deg,
+            fit_tilt_axis=params.fit_tilt_axis,
+            smooth_deg_s2=params.angle_acceleration_deg_s2 if params.smooth_angles else None,
+            smooth_shifts_px_s2=params.drift_acceleration_px_s2 if series.timestamps_s is not None else None,
+            min_correlation=params.min_correlation,
+            thickness_px=None if params.thickness_nm is None else params.thickness_nm / px,
+            binning=params.binning or None, rounds=params.rounds, max_features=params.max_features,
+            min_features=params.min_features, device=_device(params.device),
+            progress=sub_progress(progress, 0.0, 0.9), cancel=cancel,
+        )
+    except ValueError as exc:
+        raise RstemError(f"{project.path.name} /{key}: {exc}") from None
+    if not np.all(np.diff(result.angles_deg) > 0) and not np.all(np.diff(result.angles_deg) < 0):
+        raise RstemError(
+            "the refined angles are not monotone (the refinement failed on this series); try "
+            "--method projection or --method coarse, or check the frames"
+        )
+    progress(0.9, "writing the aligned series")
+    aligned = apply_alignment(series.frames, result.shifts_px, result.tilt_axis_deg,
+                              progress=sub_progress(progress, 0.9, 0.98), cancel=cancel)
+    turned = abs(result.tilt_axis_deg) >= 1.0
+    aligned_series = TiltSeries(
+        frames=aligned,
+        angles_deg=result.angles_deg,
+        pixel_size_nm=px,
+        timestamps_s=series.timestamps_s,
+        line_time_s=None if turned else series.line_time_s,
+        metadata={**series.metadata, "aligned_from": "/" + key, "alignment": "/" + OUTPUT,
+                  "alignment_method": result.method, "tilt_axis_turned_deg": result.tilt_axis_deg},
+    )
+    duration = time.perf_counter() - started
+    notes = [f"source: /{key}", *result.notes]
+    if cancel is not None:
+        cancel.check()
+    with project.edit() as w:
+        w.delete(OUTPUT)
+        w.write_array(f"{OUTPUT}/angles_deg", result.angles_deg, attrs={"unit": "deg"})
+        w.write_array(f"{OUTPUT}/shifts_px", result.shifts_px, attrs={"unit": "px", "columns": "dy, dx"})
+        w.write_array(f"{OUTPUT}/residuals_px", result.residuals_px, attrs={"unit": "px"})
+        w.write_array(f"{OUTPUT}/flags", result.flags.astype(np.uint8))
+        w.write_array(f"{OUTPUT}/nominal_angles_deg", series.angles_deg, attrs={"unit": "deg"})
+        w.write_array(f"{OUTPUT}/coarse_shifts_px", result.coarse_shifts_px, attrs={"unit": "px"})
+        w.set_attrs(OUTPUT, {
+            "tilt_axis_deg": float(result.tilt_axis_deg),
+            "method": result.method,
+            "source": "/" + key,
+            "contrast": result.contrast,
+            "n_features": int(result.n_features),
+            "notes": json.dumps(notes),
+            "flag_bits": json.dumps({str(k): v for k, v in FLAG_NAMES.items()}),
+            "gauge": GAUGE,
+        })
+        w.set_params(OUTPUT, asdict(params))
+        w.write_series(ALIGNED, aligned_series)
+        w.set_params(ALIGNED, asdict(params))
+        w.append_log({
+            "step": "refine", "params": asdict(params), "source": "/" + key, "method": result.method,
+            "outputs": ["/" + OUTPUT, "/" + ALIGNED], "duration_s": round(duration, 3), "notes": notes,
+        })
+    progress(1.0, f"refined {series.n_frames} frames from /{key} by {result.method}")
+    return result

@@ -1,0 +1,159 @@
+"""The least-squares refinement on synthetic feature tracks with a known geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rstem_core.align.bundle import (
+    FrameTiming,
+    bundle_adjust,
+    interpolation_weights,
+    next_usable,
+    predict_positions,
+)
+from rstem_core.align.features import Tracks
+
+ROWS = COLS = 256
+
+
+def _geometry(rng: np.random.Generator, n: int = 31):
+    nominal = np.linspace(-60, 60, n)
+    true = nominal + 0.8 * np.sin(np.linspace(0, 3, n))
+    true -= 0.5 * (true[0] + true[-1]) - 0.5 * (nominal[0] + nominal[-1])  # the gauge the solver uses
+    shifts = rng.normal(0, 2, (n, 2))
+    ref = int(np.argmin(np.abs(nominal)))
+    shifts[:, 0] -= shifts[ref, 0] * np.cos(np.deg2rad(true)) / np.cos(np.deg2rad(true[ref]))
+    shifts[:, 1] -= shifts[ref, 1]
+    return nominal, true, shifts
+
+
+def _points(rng: np.random.Generator, m: int) -> np.ndarray:
+    pts = np.c_[rng.uniform(-100, 100, m), rng.uniform(-100, 100, m), rng.uniform(-25, 25, m)]
+    pts[:, 2] -= pts[:, 2].mean()
+    return pts
+
+
+def _seen(points, true, shifts, timing=None):
+    pred = predict_positions(points, true, shifts, (ROWS, COLS))
+    if timing is None:
+        return pred
+    n, m = pred.shape[:2]
+    usable = np.ones(n, dtype=bool)
+    for _ in range(3):  # each feature at the angle of the moment its row was scanned
+        k, w = interpolation_weights(timing, np.repeat(np.arange(n), m), pred[..., 0].ravel(), n, usable)
+        row_angles = ((1 - w) * true[k] + w * true[next_usable(usable)[k]]).reshape(n, m)
+        pred = predict_positions(points, true, shifts, (ROWS, COLS), row_angles_deg=row_angles)
+    return pred
+
+
+def test_recovers_angles_and_shifts_from_point_tracks() -> None:
+    rng = np.random.default_rng(1)
+    nominal, true, shifts = _geometry(rng)
+    pts = _points(rng, 80)
+    seen = _seen(pts, true, shifts)
+    noise = 0.1
+    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
+                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 3, pts.shape), (ROWS, COLS),
+                        nominal_angles_deg=nominal, point_sigma_px=100.0)
+    assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.05
+    assert np.sqrt(np.mean((res.shifts_px - shifts) ** 2)) < 0.05
+    assert np.nanmedian(res.frame_residual_px) < 2 * noise
+
+
+def test_line_pieces_known_only_across_the_line_suffice() -> None:
+    """Rank-one measurements (a position anywhere along a line) still pin the geometry."""
+    rng = np.random.default_rng(2)
+    nominal, true, shifts = _geometry(rng)
+    pts = _points(rng, 150)
+    seen = _seen(pts, true, shifts)
+    n, m = seen.shape[:2]
+    t3 = rng.normal(size=(m, 3))
+    t3 /= np.linalg.norm(t3, axis=1, keepdims=True)
+    th = np.deg2rad(true)[:, None]
+    du, dv = np.broadcast_to(t3[None, :, 0], (n, m)), t3[None, :, 1] * np.cos(th) - t3[None, :, 2] * np.sin(th)
+    norm = np.hypot(du, dv)
+    across = np.stack([du / norm, -dv / norm], axis=-1)  # (row, col) unit normal of the line
+    along = np.stack([dv / norm, du / norm], axis=-1)
+    noise = 0.1
+    measured = seen + rng.normal(0, noise, (n, m, 1)) * across + rng.normal(0, 4, (n, m, 1)) * along
+    info = across[..., :, None] * across[..., None, :] / noise**2
+    tracks = Tracks(measured, info, np.ones((n, m)), np.ones((n, m), dtype=bool))
+    res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 2, pts.shape), (ROWS, COLS),
+                        nominal_angles_deg=nominal, point_sigma_px=20.0)
+    assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.08
+    # the nominal angles were off by up to 0.8 deg
+    assert np.abs(nominal - true).max() > 0.7
+
+
+def test_time_lag_is_modelled_from_the_row_scan_times() -> None:
+    """Features seen at their rows' own angles: with the timing the fit is exact, without it biased."""
+    rng = np.random.default_rng(3)
+    n = 31
+    nominal = np.linspace(-60, 60, n)
+    true = nominal.copy()
+    shifts = np.zeros((n, 2))
+    pts = _points(rng, 80)
+    # a slow scan: each frame sweeps 4 degrees from its first to its last row
+    timing = FrameTiming(np.arange(n) * 1.0, 1.0 / ROWS, ROWS)
+    seen = _seen(pts, true, shifts, timing)
+    info = np.tile(np.eye(2) / 0.05**2, (n, pts.shape[0], 1, 1))
+    tracks = Tracks(seen, info, np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    kw = dict(nominal_angles_deg=nominal, point_sigma_px=100.0, floor_px=0.01)
+    with_lag = bundle_adjust(tracks, nominal, shifts, pts, (ROWS, COLS), timing=timing, **kw)
+    without = bundle_adjust(tracks, nominal, shifts, pts, (ROWS, COLS), **kw)
+    assert np.nanmedian(with_lag.frame_residual_px) < 0.02
+    assert np.nanmedian(without.frame_residual_px) > 5 * np.nanmedian(with_lag.frame_residual_px)
+    assert np.sqrt(np.mean((with_lag.angles_deg - true) ** 2)) < 0.02
+
+
+def test_outliers_and_bad_tracks_are_rejected() -> None:
+    rng = np.random.default_rng(4)
+    nominal, true, shifts = _geometry(rng)
+    pts = _points(rng, 80)
+    seen = _seen(pts, true, shifts)
+    noise = 0.1
+    measured = seen + rng.normal(0, noise, seen.shape)
+    bad_obs = rng.random(seen.shape[:2]) < 0.05
+    measured[bad_obs] += rng.uniform(-8, 8, (int(bad_obs.sum()), 2))
+    measured[:, :4] = rng.uniform(30, 220, (len(nominal), 4, 2))  # four tracks that follow nothing
+    tracks = Tracks(measured, np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)), np.ones(seen.shape[:2]),
+                    np.ones(seen.shape[:2], dtype=bool))
+    res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), nominal_angles_deg=nominal,
+                        point_sigma_px=100.0)
+    assert not res.kept_features[:4].any()
+    assert res.kept_features[4:].mean() > 0.9
+    assert (~res.used[bad_obs]).mean() > 0.8
+    assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.08
+
+
+def test_smooth_angle_model_averages_noisy_frames() -> None:
+    rng = np.random.default_rng(5)
+    nominal, true, shifts = _geometry(rng, n=41)
+    pts = _points(rng, 25)
+    seen = _seen(pts, true, shifts)
+    noise = 0.6
+    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
+                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    kw = dict(nominal_angles_deg=nominal, point_sigma_px=100.0)
+    free = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), **kw)
+    smooth = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), smooth_deg_s2=0.05, **kw)
+    err_free = np.sqrt(np.mean((free.angles_deg - true) ** 2))
+    err_smooth = np.sqrt(np.mean((smooth.angles_deg - true) ** 2))
+    assert err_smooth < 0.7 * err_free
+
+
+@pytest.mark.parametrize("axis_deg", [0.0, 1.5])
+def test_tilt_axis_direction_is_refined(axis_deg: float) -> None:
+    rng = np.random.default_rng(6)
+    nominal, true, shifts = _geometry(rng)
+    pts = _points(rng, 80)
+    seen = predict_positions(pts, true, shifts, (ROWS, COLS), tilt_axis_deg=axis_deg)
+    noise = 0.1
+    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
+                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), nominal_angles_deg=nominal,
+                        fit_tilt_axis=True, point_sigma_px=100.0)
+    assert abs(res.tilt_axis_deg - axis_deg) < 0.05
+    assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.05
