@@ -1,8 +1,4 @@
-"""``rstem-gui [PROJECT.h5] [--demo]``: start the workbench.
-
-This version runs the headless demo: it builds the synthetic demo project, writes its previews
-and prints what it holds; the desktop window builds on the same core.
-"""
+"""``rstem-gui [PROJECT.h5] [--demo] [--screenshot DIR]``: start the workbench window."""
 
 from __future__ import annotations
 
@@ -11,35 +7,54 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rstem_core import cli
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from .errors import UNATTENDED_PROPERTY, install_excepthook, logger
 
 
-def default_demo_path() -> Path:
-    """Where the built-in demo project lives: the user's data folder."""
-    base = Path.home() / ".local" / "share" / "rstem"
-    return base / "demo.h5"
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rstem-gui", description="Rapid STEM tomography workbench")
+    parser.add_argument("project", nargs="?", type=Path, help="project file to open")
+    parser.add_argument("--demo", action="store_true",
+                        help="build and open the quick demo project (128 px, 31 frames)")
+    parser.add_argument("--demo-size", type=int, default=128, help="demo frame size in pixels")
+    parser.add_argument("--demo-frames", type=int, default=31, help="demo frames per series")
+    parser.add_argument("--screenshot", type=Path, metavar="DIR",
+                        help="with --demo: run the pipeline, save one PNG per page into DIR and quit")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rstem-gui", description="Rapid STEM tomography workbench")
-    parser.add_argument("project", nargs="?", type=Path, help="project file to open")
-    parser.add_argument("--demo", action="store_true", help="open the built-in demo project")
-    parser.add_argument("--demo-size", type=int, default=256, help="demo frame size in pixels")
-    parser.add_argument("--demo-frames", type=int, default=71, help="demo frames per series")
-    args = parser.parse_args(argv)
-    if args.demo or args.project is None:
-        path = default_demo_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            print(f"rstem-gui: building the demo project in {path} ...")
-            status = cli.main([
-                "demo", str(path), "--size", str(args.demo_size), "--frames", str(args.demo_frames),
-                "--previews", str(path.parent / "demo-previews"),
-            ])
-            if status:
-                return status
-        return cli.main(["info", str(path)])
-    return cli.main(["info", str(args.project)])
+    args = build_parser().parse_args(argv)
+    if args.screenshot and not args.demo:
+        print("rstem-gui: --screenshot needs --demo", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("rstem")
+    app.setApplicationName("rstem-gui")
+    install_excepthook()
+    from .main_window import MainWindow
+
+    settings = QSettings()
+    if args.screenshot:
+        app.setProperty(UNATTENDED_PROPERTY, True)
+        settings = QSettings(str(Path(args.screenshot) / ".rstem-screenshot.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings)
+    if args.screenshot:
+        window.resize(1500, 920)
+    window.show()
+    logger().info("rstem-gui started")
+    if args.screenshot:
+        from .tour import ScreenshotTour
+
+        tour = ScreenshotTour(window, args.screenshot, args.demo_size, args.demo_frames)
+        QTimer.singleShot(0, tour.start)
+    elif args.demo:
+        QTimer.singleShot(0, lambda: window.new_demo(size=args.demo_size, frames=args.demo_frames))
+    elif args.project is not None:
+        QTimer.singleShot(0, lambda: window.open_project(args.project))
+    return app.exec()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,8 +22,8 @@ from .progress import CancelToken
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
 
-#: steps whose commands exist but whose science arrives in later versions
-PENDING_STEPS = ("train", "denoise", "refine", "run", "evaluate")
+#: commands that run one pipeline step on a project (a failure is recorded in its /log)
+STEP_COMMANDS = ("calibrate", "curate", "train", "denoise", "refine", "reconstruct", "evaluate")
 
 
 class UsageError(RstemError):
@@ -112,7 +112,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--thickness", type=float, help="z extent in nm (default: estimated from the data)")
     p.add_argument("--binning", type=int, default=1, help="bin frames b x b for a quick preview")
     p.add_argument("--no-time-lag", action="store_true", help="one angle per frame instead of per scan row")
-    p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "raw"])
+    p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
@@ -143,11 +143,43 @@ def _build_parser() -> _Parser:
                    help="DCFI non-rigid refinement with this many row bands (default 0: rigid)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
-    for name in PENDING_STEPS:
-        p = sub.add_parser(name, help=f"the {name} step")
-        p.add_argument("project", type=Path)
-        p.add_argument("options", nargs=argparse.REMAINDER)
+    from .denoise.command import add_denoise_arguments, add_train_arguments
+
+    try:
+        from .align.command import add_refine_arguments
+    except ImportError:
+        def add_refine_arguments(p: argparse.ArgumentParser) -> None:
+            p.add_argument("project", type=Path)
+
+    add_train_arguments(sub.add_parser("train", help="train the U-Net denoiser on the curated training set"))
+    add_denoise_arguments(sub.add_parser("denoise", help="denoise the rapid series (U-Net or a baseline)"))
+    add_refine_arguments(sub.add_parser("refine", help="refine every frame's tilt angle and shift; aligned series"))
+
+    p = sub.add_parser("evaluate", help="positional errors of the volume against the slow tomogram or the truth")
+    p.add_argument("project", type=Path)
+    p.add_argument("--reference", default="auto", choices=["auto", "slow", "truth"],
+                   help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
+    p.add_argument("--threshold", type=float, default=0.3,
+                   help="weakest spot counted as a dislocation, as a fraction of the volume maximum")
+    p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
+    p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
+    p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = sub.add_parser("run", help="run every step that is not run or stale, with stored or default parameters")
+    p.add_argument("project", type=Path)
+    p.add_argument("--from", dest="start", choices=list(_step_names()), help="first step to consider")
+    p.add_argument("--until", choices=list(_step_names()), help="last step to consider")
+    p.add_argument("--force", action="store_true", help="run the chosen steps even when up to date")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser
+
+
+def _step_names() -> tuple[str, ...]:
+    from .pipeline import STEP_NAMES
+
+    return STEP_NAMES
 
 
 def _cmd_demo(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
@@ -304,8 +336,95 @@ def _cmd_curate(args: argparse.Namespace, progress: TerminalProgress, cancel: Ca
     return 0
 
 
-def _cmd_pending(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
-    raise RstemError(f"`rstem {args.command}` is not available yet in rstem {__version__}")
+def _cmd_train(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .denoise.command import cmd_train
+
+    return cmd_train(args, progress, cancel)
+
+
+def _cmd_denoise(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .denoise.command import cmd_denoise
+
+    return cmd_denoise(args, progress, cancel)
+
+
+def _cmd_refine(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .align.command import cmd_refine
+
+    return cmd_refine(args, progress, cancel)
+
+
+def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .analysis.evaluate import EvaluationParams, run_evaluation
+    from .project import Project
+
+    try:
+        params = EvaluationParams(reference=args.reference, threshold=args.threshold,
+                                  max_distance_nm=args.max_distance, register=not args.no_register,
+                                  denoise_scores=not args.no_denoise_scores)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with Project.open(args.project, "a") as proj:
+        report = run_evaluation(proj, params, progress=progress, cancel=cancel)
+    progress.close()
+    if args.json:
+        json.dump({k: v for k, v in report.items() if k != "pairs_xyz_nm"}, sys.stdout, allow_nan=True)
+        sys.stdout.write("\n")
+        return 0
+    print(format_evaluation(report))
+    return 0
+
+
+def format_evaluation(report: dict) -> str:
+    """The evaluation report as a few lines of text."""
+    lines = [f"reference: {report['reference']}"]
+    if "position_error_nm" in report:
+        e = report["position_error_nm"]
+        pairs = report.get("pairs", {})
+        lines.append(f"mean |dGx| {e['x']:.1f} nm, |dGy| {e['y']:.1f} nm, |dGz| {e['z']:.1f} nm "
+                     f"({pairs.get('y', 0)} xz and {pairs.get('x', 0)} yz pairs); "
+                     f"completeness {report['completeness']:.0%}")
+    for key, unit in (("distortion_rms_px", "px"), ("angle_rms_deg", "deg"), ("shift_rms_px", "px"),
+                      ("curation_accept_matched", ""), ("curation_reject_mismatched", "")):
+        if report.get(key) is not None:
+            lines.append(f"{key}: {report[key]:.3g} {unit}".rstrip())
+    if "denoise" in report:
+        lines.append("denoise (PSNR dB by tilt): " + "; ".join(
+            f"{m}: " + ", ".join(f"{t}: {v['psnr_db']:.1f}" for t, v in per.items() if isinstance(v, dict))
+            for m, per in report["denoise"].items() if isinstance(per, dict)))
+    for note in report.get("notes", []):
+        lines.append(f"  {note}")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace, progress: TerminalProgress, cancel: CancelToken) -> int:
+    from .pipeline import RunRecord, run_pipeline
+    from .project import Project
+
+    def said(record: RunRecord) -> None:
+        progress.close()
+        if not args.json:
+            took = f" in {record.seconds:.1f} s" if record.seconds else ""
+            why = f": {record.reason}" if record.reason else ""
+            print(f"{record.step:<12} {record.action}{took}{why}", flush=True)
+
+    with Project.open(args.project, "a") as proj:
+        records = run_pipeline(proj, start=args.start, until=args.until, force=args.force,
+                               progress=progress, cancel=cancel, on_step=said)
+        report_path = None
+        if not args.no_report:
+            from .analysis.report import write_report
+
+            report_path = write_report(proj)
+    progress.close()
+    failed = [r for r in records if r.action == "failed"]
+    if args.json:
+        json.dump({"steps": [r.__dict__ for r in records], "report": str(report_path) if report_path else None},
+                  sys.stdout)
+        sys.stdout.write("\n")
+    elif report_path:
+        print(f"report: {report_path}")
+    return EXIT_USER_ERROR if failed else 0
 
 
 _COMMANDS = {
@@ -316,6 +435,11 @@ _COMMANDS = {
     "reconstruct": _cmd_reconstruct,
     "calibrate": _cmd_calibrate,
     "curate": _cmd_curate,
+    "train": _cmd_train,
+    "denoise": _cmd_denoise,
+    "refine": _cmd_refine,
+    "evaluate": _cmd_evaluate,
+    "run": _cmd_run,
 }
 
 
@@ -329,8 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USER_ERROR
-        handler = _COMMANDS.get(args.command, _cmd_pending)
-        return handler(args, progress, cancel)
+        handler = _COMMANDS[args.command]
+        try:
+            return handler(args, progress, cancel)
+        except RstemError as exc:
+            _record_failure(args, exc)
+            raise
     except Cancelled as exc:
         progress.close()
         print(f"rstem: {exc}", file=sys.stderr)
@@ -347,6 +475,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         print(f"rstem: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _record_failure(args: argparse.Namespace, exc: RstemError) -> None:
+    """Note a failed step in the project's /log (when the project itself is fine)."""
+    from .errors import ProjectError
+
+    if args.command not in STEP_COMMANDS or isinstance(exc, (ProjectError, UsageError, Cancelled)):
+        return
+    from .pipeline import record_failure
+    from .project import Project
+
+    try:
+        with Project.open(args.project, "a") as proj:
+            record_failure(proj, args.command, exc)
+    except (RstemError, OSError):
+        return  # the project cannot take a note (locked, unreadable): the error line says enough
 
 
 def _one_line(exc: BaseException) -> str:

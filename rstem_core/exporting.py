@@ -31,6 +31,9 @@ def export(
 ) -> Path:
     """Write ``what`` from ``project`` to ``out`` (format from its suffix); returns the path.
 
+    The aligned series also gets its refined angles as an IMOD ``.tlt`` file beside the stack
+    (``OUT.tlt``: one angle per line, degrees).
+
     Raises
     ------
     RstemError
@@ -49,7 +52,13 @@ def export(
     if kind == "volume":
         return write_volume(project.read_volume(key), out, progress=progress)
     if kind == "tilt_series":
-        return write_stack(project.read_series(key), out, progress=progress)
+        series = project.read_series(key)
+        path = write_stack(series, out, progress=progress)
+        if what == "aligned":
+            from .align.apply import tlt_text
+
+            out.with_suffix(".tlt").write_text(tlt_text(series.angles_deg), encoding="ascii")
+        return path
     if what == "distortion":
         grp = project.h5[key]
         maps = np.stack([grp["dx_px"][()], grp["dy_px"][()]]).astype(np.float32)

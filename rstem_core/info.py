@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import step_states
+from .pipeline import get_step, step_states
 from .project import ROLES, Project
 
 
@@ -51,6 +51,7 @@ def describe(project: Project) -> dict[str, Any]:
         else:
             roles[role] = _series_summary(project, key)
     truth = "truth" in project and len(project.h5["truth"]) > 0
+    states = step_states(project)
     return {
         "path": str(project.path),
         "schema_version": int(attrs["schema_version"]),
@@ -59,7 +60,9 @@ def describe(project: Project) -> dict[str, Any]:
         "software": str(attrs.get("software", "")),
         "roles": roles,
         "truth": truth,
-        "steps": step_states(project),
+        "steps": {name: st.state for name, st in states.items()},
+        "step_reasons": {name: st.reason for name, st in states.items() if st.reason},
+        "next_step": next((n for n, st in states.items() if st.state != "done" and get_step(n).ready(project)), None),
         "datasets": project.datasets(),
         "log": project.log_entries(),
     }
@@ -84,6 +87,9 @@ def format_text(info: dict[str, Any]) -> str:
     if info["truth"]:
         lines.append("  truth           ground truth of the synthetic experiment")
     lines.append("steps:")
+    reasons = info.get("step_reasons", {})
     for name, state in info["steps"].items():
-        lines.append(f"  {name:<12} {state}")
+        why = f"  ({reasons[name]})" if name in reasons else ""
+        mark = "  <- next" if name == info.get("next_step") else ""
+        lines.append(f"  {name:<12} {state}{why}{mark}")
     return "\n".join(lines) + "\n"

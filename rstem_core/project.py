@@ -182,13 +182,38 @@ class ProjectWriter:
     def __init__(self, h5: h5py.File) -> None:
         self.h5 = h5
         self.freed_bytes = 0
+        self.touched: set[str] = set()
+
+    def _touch(self, key: str) -> None:
+        self.touched.add(key.strip("/"))
+
+    def stamp_generation(self) -> int:
+        """Number this transaction and stamp every changed item and its parent groups with it.
+
+        Each item's ``attrs['generation']`` then says in which transaction it (or anything
+        inside it) last changed; the pipeline compares them to find stale results.
+        """
+        generation = int(self.h5.attrs.get("generation", 0)) + 1
+        self.h5.attrs["generation"] = generation
+        stamped: set[str] = set()
+        for key in self.touched:
+            parts = [p for p in key.split("/") if p]
+            for depth in range(len(parts), 0, -1):
+                path = "/".join(parts[:depth])
+                if path in stamped or path not in self.h5:
+                    continue
+                self.h5[path].attrs["generation"] = generation
+                stamped.add(path)
+        return generation
 
     # -- structure ------------------------------------------------------------------------
     def require_group(self, key: str) -> h5py.Group:
+        self._touch(key)
         return self.h5.require_group(key)
 
     def delete(self, key: str) -> None:
         """Remove a dataset or group if present."""
+        self._touch(key)
         if key in self.h5:
             self.freed_bytes += _storage_size(self.h5[key])
             del self.h5[key]
@@ -205,6 +230,7 @@ class ProjectWriter:
         chunks: tuple[int, ...] | bool | None = None,
     ) -> h5py.Dataset:
         """Write (or replace) a numeric array; ``store_dtype`` narrows it on disk (e.g. uint16)."""
+        self._touch(key)
         arr = np.asarray(data)
         if arr.dtype.kind not in "biufc":
             raise TypeError(f"{key}: only numeric arrays are stored, got dtype {arr.dtype}")
@@ -226,22 +252,26 @@ class ProjectWriter:
         compression: str | None = None,
     ) -> h5py.Dataset:
         """Create an empty dataset to be filled piece by piece (for data larger than memory)."""
+        self._touch(key)
         self.delete(key)
         return self.h5.create_dataset(key, shape=shape, dtype=dtype, chunks=chunks, compression=compression)
 
     def write_json(self, key: str, obj: Any) -> None:
         """Store any JSON-serialisable object as a UTF-8 string dataset."""
+        self._touch(key)
         self.delete(key)
         self.h5.create_dataset(key, data=to_json(obj), dtype=h5py.string_dtype("utf-8"))
 
     def set_attrs(self, key: str, attrs: dict[str, Any]) -> None:
         """Set attributes; dicts and lists of non-numbers are stored as JSON strings."""
+        self._touch(key)
         obj = self.h5.require_group(key) if key not in self.h5 else self.h5[key]
         for name, value in attrs.items():
             obj.attrs[name] = _attr_value(value)
 
     def set_params(self, key: str, params: Any) -> None:
         """Record a step's parameters (a dataclass or dict) as ``attrs['params']`` JSON."""
+        self._touch(key)
         self.require_group(key).attrs["params"] = to_json(params)
 
     def append_log(self, entry: dict[str, Any]) -> None:
@@ -451,6 +481,13 @@ class Project:
         self._require(key)
         return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.h5[key].attrs.items()}
 
+    def generation(self, key: str = "/") -> int:
+        """The transaction number in which ``key`` (or anything inside it) last changed; 0 when
+        unknown (absent, or written before generations were recorded)."""
+        if key not in self.h5:
+            return 0
+        return int(self.h5[key].attrs.get("generation", 0))
+
     def params(self, key: str) -> Any:
         """A step's stored parameters (``attrs['params']``) as a dict, or None."""
         if key not in self.h5 or "params" not in self.h5[key].attrs:
@@ -523,6 +560,7 @@ class Project:
             with h5py.File(tmp, "r+") as h5:
                 writer = ProjectWriter(h5)
                 yield writer
+                writer.stamp_generation()
                 h5.attrs["modified"] = _now()
                 h5.attrs["software"] = f"rstem {__version__}"
                 freed = writer.freed_bytes

@@ -38,6 +38,7 @@ def find_centres_yz(
     window_px: int = 2,
     min_separation_px: int = 3,
     step: int = 1,
+    border_px: int = 0,
 ) -> Centres:
     """Centres of bright spots in every yz cross-section (x column) of a (z, y, x) volume.
 
@@ -55,6 +56,8 @@ def find_centres_yz(
         Local maxima closer than this are merged (the larger wins), voxels.
     step : int
         Use every ``step``-th cross-section.
+    border_px : int
+        Ignore maxima this close to the section's edges (reconstruction edge artefacts), voxels.
     """
     vol = np.asarray(volume, dtype=np.float32)
     nz, ny, nx = vol.shape
@@ -65,6 +68,9 @@ def find_centres_yz(
     for ix in range(0, nx, step):
         sl = vol[:, :, ix]
         peaks = (sl == ndi.maximum_filter(sl, size=size, mode="constant")) & (sl > level)
+        if border_px > 0:
+            peaks[:border_px] = peaks[-border_px:] = False
+            peaks[:, :border_px] = peaks[:, -border_px:] = False
         for iz, iy in zip(*np.nonzero(peaks), strict=True):
             z_lo, z_hi = max(iz - window_px, 0), min(iz + window_px + 1, nz)
             y_lo, y_hi = max(iy - window_px, 0), min(iy + window_px + 1, ny)
@@ -234,4 +240,135 @@ def errors_against_lines(
         "completeness": round(dz.size / max(reference.shape[0], 1), 3),
         "dz_by_y_band_nm": [round(v, 2) for v in band],
         "dz_convex_nm": round(convex, 3),
+    }
+
+
+# -- both kinds of cross-section, registration, the paper's summary ------------------------------
+def section_centres(volume: np.ndarray, voxel_nm: float, *, axis: str = "x", **kwargs: float) -> np.ndarray:
+    """Centres (x, y, z nm) of the spots in every cross-section normal to ``axis`` ("x": yz
+    sections, "y": xz sections); keyword arguments as :func:`find_centres_yz`."""
+    if axis == "x":
+        return find_centres_yz(volume, voxel_nm, **kwargs).xyz_nm
+    if axis != "y":
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    xyz = find_centres_yz(np.swapaxes(volume, 1, 2), voxel_nm, **kwargs).xyz_nm
+    return xyz[:, [1, 0, 2]]
+
+
+def line_crossings(lines_nm: list[np.ndarray], planes_nm: np.ndarray, *, axis: str = "x") -> np.ndarray:
+    """Points (x, y, z nm) where polylines cross the planes ``axis = p`` for p in ``planes_nm``."""
+    if axis == "x":
+        return line_crossings_yz(lines_nm, planes_nm)
+    if axis != "y":
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    swapped = [np.asarray(line, dtype=np.float64)[:, [1, 0, 2]] for line in lines_nm]
+    return line_crossings_yz(swapped, planes_nm)[:, [1, 0, 2]]
+
+
+def _pair(found: np.ndarray, reference: np.ndarray, axis: str, max_distance_nm: float, plane_tol_nm: float) -> PositionErrors:
+    order = [0, 1, 2] if axis == "x" else [1, 0, 2]
+    e = pair_centres(found[:, order], reference[:, order], max_distance_nm=max_distance_nm, plane_tol_nm=plane_tol_nm)
+    return PositionErrors(e.dxyz_nm[:, order], e.found_xyz_nm[:, order], e.reference_xyz_nm[:, order],
+                          e.n_reference, e.n_found)
+
+
+def compare_centres(
+    found: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    *,
+    voxel_nm: float,
+    max_distance_nm: float,
+    register: bool = True,
+    bins: int = 8,
+    field_nm: tuple[float, float] | None = None,
+) -> dict[str, object]:
+    """The paper's positional comparison (Fig. 6-7) of centres found in a volume with reference
+    centres, section by section.
+
+    Parameters
+    ----------
+    found, reference : dict ``{"x": (n, 3), "y": (m, 3)}``
+        Centres (x, y, z nm) in yz sections (key "x") and in xz sections (key "y").
+    voxel_nm : float
+        Section spacing; centres pair only within the same section.
+    max_distance_nm : float
+        Largest in-section distance of a pair.
+    register : bool
+        First remove the median offset of a coarse pairing (the two volumes' origins need not
+        agree: a specimen translation is not an error of the 3D positions); reported as
+        ``offset_nm``.
+    bins : int
+        Bands of y and of x for the mean dz against y and x (paper Fig. 7).
+    field_nm : (float, float), optional
+        Extent (y, x) of the field for the bands; default from the reference points.
+
+    Returns
+    -------
+    dict
+        ``position_error_nm`` {x, y, z}: mean |dG| per axis (x from xz sections, y from yz
+        sections, z from both); ``pairs`` and ``reference_centres`` per section kind;
+        ``completeness``: share of reference centres paired; ``offset_nm``; ``dz_by_y_nm`` and
+        ``dz_by_x_nm`` with their band centres ``y_bands_nm``/``x_bands_nm``; ``pairs_xyz_nm``:
+        (found, reference) point lists for plots.
+    """
+    axes = [a for a in ("x", "y") if a in found and a in reference]
+    offset = np.zeros(3)  # x, y, z of found minus reference
+    planes = {a: 0 for a in axes}  # whole-section shift of each section kind
+
+    def moved(axis: str, plane_shift: int, radius: float) -> PositionErrors:
+        shift = offset.copy()
+        shift[0 if axis == "x" else 1] = plane_shift * voxel_nm  # a section moves by whole sections
+        return _pair(found[axis] - shift, reference[axis], axis, radius, voxel_nm / 2)
+
+    if register:
+        for _ in range(3):  # alternate: line the sections up, then measure the in-plane offset
+            for a in axes:
+                tries = {k: moved(a, k, 3 * max_distance_nm) for k in range(-3, 4)}
+                planes[a] = max(tries, key=lambda k: (tries[k].dxyz_nm.shape[0], -abs(k)))
+                d = tries[planes[a]].dxyz_nm
+                if d.shape[0] >= 3:
+                    offset[1 if a == "x" else 0] += float(np.median(d[:, 1 if a == "x" else 0]))
+                    offset[2] += float(np.median(d[:, 2]))
+    results = {a: moved(a, planes[a], max_distance_nm) for a in axes}
+    ex = results.get("x")
+    ey = results.get("y")
+    abs_x = np.abs(ey.dxyz_nm[:, 0]) if ey is not None else np.zeros(0)
+    abs_y = np.abs(ex.dxyz_nm[:, 1]) if ex is not None else np.zeros(0)
+    dz_parts = [r.dxyz_nm[:, 2] for r in results.values()]
+    dz = np.concatenate(dz_parts) if dz_parts else np.zeros(0)
+    refs = np.concatenate([r.reference_xyz_nm for r in results.values()]) if results else np.zeros((0, 3))
+    n_ref = sum(r.n_reference for r in results.values())
+
+    def mean_or_nan(v: np.ndarray) -> float:
+        return round(float(np.mean(v)), 3) if v.size else float("nan")
+
+    def bands(coord: np.ndarray, half: float) -> tuple[list[float], list[float]]:
+        edges = np.linspace(-half, half, bins + 1)
+        means = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            sel = (coord >= a) & (coord < b)
+            means.append(round(float(np.mean(dz[sel])), 3) if np.any(sel) else float("nan"))
+        return [round(float(c), 2) for c in (edges[:-1] + edges[1:]) / 2], means
+
+    if field_nm is None:
+        half_y = float(np.max(np.abs(refs[:, 1]))) if refs.size else 1.0
+        half_x = float(np.max(np.abs(refs[:, 0]))) if refs.size else 1.0
+    else:
+        half_y, half_x = field_nm[0] / 2, field_nm[1] / 2
+    y_centres, dz_y = bands(refs[:, 1], half_y) if refs.size else ([], [])
+    x_centres, dz_x = bands(refs[:, 0], half_x) if refs.size else ([], [])
+    pairs = {a: {"found": np.round(r.found_xyz_nm, 2).tolist(), "reference": np.round(r.reference_xyz_nm, 2).tolist()}
+             for a, r in results.items()}
+    return {
+        "position_error_nm": {"x": mean_or_nan(abs_x), "y": mean_or_nan(abs_y), "z": mean_or_nan(np.abs(dz))},
+        "pairs": {a: int(r.dxyz_nm.shape[0]) for a, r in results.items()},
+        "reference_centres": {a: int(r.n_reference) for a, r in results.items()},
+        "found_centres": {a: int(r.n_found) for a, r in results.items()},
+        "completeness": round(sum(r.dxyz_nm.shape[0] for r in results.values()) / n_ref, 4) if n_ref else float("nan"),
+        "offset_nm": {"x": round(float(offset[0]), 3), "y": round(float(offset[1]), 3), "z": round(float(offset[2]), 3)},
+        "y_bands_nm": y_centres,
+        "dz_by_y_nm": dz_y,
+        "x_bands_nm": x_centres,
+        "dz_by_x_nm": dz_x,
+        "pairs_xyz_nm": pairs,
     }

@@ -1,7 +1,8 @@
 """The reconstruction step: read the best available series from a project, reconstruct, store.
 
 Input, in order of preference (``source="auto"``): the aligned series (``/processed/aligned``),
-the denoised series (``/processed/denoised``), the raw rapid series (``/raw/rapid``). Angles: the
+the denoised series (``/processed/denoised``), the distortion-corrected series
+(``/processed/corrected``), the raw rapid series (``/raw/rapid``). Angles: the
 refined ones (``/processed/alignment/angles_deg``) when tilt refinement ran, otherwise the series'
 own. With ``time_lag`` every scan row gets the angle of the moment it was scanned, interpolated
 from the angle-against-time curve of the frames (frame mid-times), using the frames' timestamps
@@ -32,7 +33,12 @@ from . import (
 )
 from .thickness import bin_frames, estimate_thickness_px
 
-SOURCES = {"aligned": "processed/aligned", "denoised": "processed/denoised", "raw": "raw/rapid"}
+SOURCES = {
+    "aligned": "processed/aligned",
+    "denoised": "processed/denoised",
+    "corrected": "processed/corrected",
+    "raw": "raw/rapid",
+}
 OUTPUT = "reconstruction/volume"
 
 
@@ -61,7 +67,7 @@ class ReconstructionParams:
         Average b x b pixels first: a quick preview at 1/b resolution (1 = full resolution).
     time_lag : bool
         Give every scan row its own angle (needs frame timestamps and the line time).
-    source : {"auto", "aligned", "denoised", "raw"}
+    source : {"auto", "aligned", "denoised", "corrected", "raw"}
         Which series to reconstruct.
     backend : {"torch", "astra", "tomopy"}
     device : str
@@ -165,6 +171,64 @@ def run_reconstruction(
     key = choose_source(project, params.source)
     series = project.read_series(key)
     angles, shifts = frame_geometry_inputs(project, key, series)
+    data, voxel_nm, thickness_nm, notes, row_angles = reconstruct_series(
+        series, angles, shifts, params, progress=progress, cancel=cancel)
+    nz = data.shape[0]
+    duration = time.perf_counter() - started
+    volume = Volume(
+        data,
+        voxel_nm,
+        {
+            "source": "/" + key,
+            "algorithm": params.algorithm,
+            "iterations": params.iterations,
+            "time_lag": row_angles is not None,
+            "thickness_nm": thickness_nm,
+            "z_extent_nm": nz * voxel_nm,
+            "notes": notes,
+        },
+    )
+    if cancel is not None:
+        cancel.check()
+    with project.edit() as w:
+        w.write_volume(OUTPUT, volume)
+        w.set_params(OUTPUT, asdict(params))
+        w.append_log({"step": "reconstruct", "params": asdict(params), "outputs": [OUTPUT],
+                      "duration_s": round(duration, 3), "notes": notes})
+    progress(1.0, f"volume {nz}x{data.shape[1]}x{data.shape[2]} voxels of {voxel_nm:.3g} nm")
+    return volume
+
+
+def reconstruct_series(
+    series: TiltSeries,
+    angles: np.ndarray,
+    shifts: np.ndarray | None,
+    params: ReconstructionParams,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, float, float, list[str], np.ndarray | None]:
+    """Reconstruct one tilt series with the step's parameters, outside any project.
+
+    Parameters
+    ----------
+    series : TiltSeries
+        Frames (n, rows, cols), pixel size, and timestamps/line time for the time-lag geometry.
+    angles : ndarray, shape (n,)
+        Frame angles in degrees (at each frame's mid-time).
+    shifts : ndarray, shape (n, 2), optional
+        Frame shifts (dy, dx) in px still present in the frames.
+    params : ReconstructionParams
+
+    Returns
+    -------
+    data : ndarray, shape (z, y, x), float32
+    voxel_nm, thickness_nm : float
+    notes : list of str
+    row_angles : ndarray (n, rows) or None
+        The per-row angles used (None: one angle per frame).
+    """
+    progress = progress or no_progress
     notes: list[str] = []
     row_angles = time_lag_angles(series, angles) if params.time_lag else None
     if params.time_lag and row_angles is None:
@@ -199,26 +263,4 @@ def run_reconstruction(
         relaxation=params.relaxation, nonnegative=params.nonnegative, filter_window=params.filter_window,
         backend=params.backend, device=params.device, progress=sub_progress(progress, 0.25, 0.97), cancel=cancel,
     )
-    duration = time.perf_counter() - started
-    volume = Volume(
-        data,
-        voxel_nm,
-        {
-            "source": "/" + key,
-            "algorithm": params.algorithm,
-            "iterations": params.iterations,
-            "time_lag": row_angles is not None,
-            "thickness_nm": thickness_nm,
-            "z_extent_nm": nz * voxel_nm,
-            "notes": notes,
-        },
-    )
-    if cancel is not None:
-        cancel.check()
-    with project.edit() as w:
-        w.write_volume(OUTPUT, volume)
-        w.set_params(OUTPUT, asdict(params))
-        w.append_log({"step": "reconstruct", "params": asdict(params), "outputs": [OUTPUT],
-                      "duration_s": round(duration, 3), "notes": notes})
-    progress(1.0, f"volume {nz}x{signal.shape[1]}x{signal.shape[2]} voxels of {voxel_nm:.3g} nm")
-    return volume
+    return data, voxel_nm, thickness_nm, notes, row_angles

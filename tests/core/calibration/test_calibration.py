@@ -87,7 +87,7 @@ def test_map_and_corrected_series_are_stored(calibrated_path: Path) -> None:
         assert 0 < attrs["residual_rms_px"] < 1.0
         assert proj.params("calibration/distortion_map")["interpolation_order"] == 3
         assert proj.log_entries()[-1]["step"] == "calibrate"
-        assert step_states(proj)["calibrate"] == "done"
+        assert step_states(proj)["calibrate"].state == "done"
     assert corrected.frames.shape == rapid.frames.shape
     np.testing.assert_array_equal(corrected.angles_deg, rapid.angles_deg)
     np.testing.assert_array_equal(corrected.timestamps_s, rapid.timestamps_s)

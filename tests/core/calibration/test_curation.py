@@ -55,7 +55,7 @@ def test_references_decisions_and_patch_report_are_stored(curated_path: Path) ->
             assert drift.shape == (area.n_frames, 2)
             tilt = proj.attrs(f"training/references/{name}")["stage_tilt_deg"]
             assert tilt == area.metadata["stage_tilt_deg"]
-        assert step_states(proj)["curate"] == "done"
+        assert step_states(proj)["curate"].state == "done"
         assert proj.log_entries()[-1]["step"] == "curate"
     for d in decisions:
         assert set(d) >= {"relative_thickness", "wasserstein_normalised", "reason", "accepted", "override"}

@@ -1,0 +1,272 @@
+"""The evaluation step: how trustworthy the volume is, in numbers, against a reference.
+
+Against the slow tomogram (``reference="slow"``, the paper's proof, Fig. 6-7): the slow
+stop-and-go series (``/raw/slow``) is aligned and reconstructed by the same engine with the same
+parameters as the rapid volume (stored as ``/reconstruction/slow``, reused while up to date), and
+dislocation centres found in both volumes are paired section by section. Against the truth
+(``reference="truth"``, synthetic projects): centres found in the volume are paired with the true
+lines' crossings of the same sections, and every earlier step is scored against its truth
+(distortion map, curation, denoising, tilt angles and shifts).
+
+Output: ``/evaluation/report`` (JSON: the keys of ``rstem evaluate --json``, see DESIGN.md) with
+``attrs['params']``, and one ``/log`` entry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import RstemError
+from ..model import Volume
+from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
+from ..project import Project
+from .positions import compare_centres, line_crossings, section_centres
+
+OUTPUT = "evaluation/report"
+SLOW_VOLUME = "reconstruction/slow"
+REFERENCES = ("auto", "truth", "slow")
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    """Parameters of the evaluation step.
+
+    Attributes
+    ----------
+    reference : {"auto", "truth", "slow"}
+        What the volume is compared with; ``auto``: the truth for synthetic projects, else the
+        slow tomogram when a slow series was imported.
+    threshold : float
+        Spots weaker than this fraction of the volume's maximum are not counted as dislocation
+        centres (0..1). Lower it when weak dislocations are missed.
+    window_px : int
+        Half-size of the weighted-centroid window (paper eq. 1), voxels.
+    border_px : int
+        Centres this close to the volume's faces are not counted (reconstruction edge
+        artefacts), voxels; true crossings there are left out too.
+    max_distance_nm : float
+        Largest distance between paired centres in one cross-section, nm.
+    register : bool
+        Remove the median offset between the volume and the reference before measuring (a
+        translation of the whole specimen is not a positional error).
+    denoise_scores : bool
+        Score the denoising methods on held-out training areas (synthetic projects; BM3D makes
+        this take a minute or more).
+    align_slow : bool
+        Refine the slow series' geometry before reconstructing it.
+    """
+
+    reference: str = "auto"
+    threshold: float = 0.3
+    window_px: int = 2
+    border_px: int = 2
+    max_distance_nm: float = 30.0
+    register: bool = True
+    denoise_scores: bool = True
+    align_slow: bool = True
+
+    def __post_init__(self) -> None:
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.window_px < 1:
+            raise ValueError(f"window_px must be >= 1, got {self.window_px}")
+        if not self.max_distance_nm > 0:
+            raise ValueError(f"max_distance_nm must be positive, got {self.max_distance_nm}")
+
+
+def is_synthetic(project: Project) -> bool:
+    """Whether the project carries the truth of the synthetic experiment."""
+    return "truth/lines" in project
+
+
+def choose_reference(project: Project, reference: str) -> str:
+    """Resolve ``auto`` and check the chosen reference is available."""
+    if reference == "auto":
+        reference = "truth" if is_synthetic(project) else "slow" if "raw/slow" in project else "none"
+    if reference == "truth" and not is_synthetic(project):
+        raise RstemError(f"{project.path.name} has no truth: --reference truth is for synthetic projects (rstem demo)")
+    if reference == "slow" and "raw/slow" not in project:
+        raise RstemError(f"{project.path.name} has no slow series: import one with `rstem import PROJECT slow FILE`")
+    return reference
+
+
+def step_timings(project: Project) -> dict[str, float]:
+    """Duration (s) of the latest successful run of every step, from ``/log``."""
+    out: dict[str, float] = {}
+    for entry in project.log_entries():
+        if entry.get("status") == "failed" or "duration_s" not in entry or "step" not in entry:
+            continue
+        out[str(entry["step"])] = float(entry["duration_s"])
+    return out
+
+
+def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> dict[str, np.ndarray]:
+    kw = {"threshold": params.threshold, "window_px": params.window_px, "border_px": params.border_px}
+    return {axis: section_centres(volume, voxel_nm, axis=axis, **kw) for axis in ("x", "y")}
+
+
+def truth_centres(project: Project, shape: tuple[int, int, int], voxel_nm: float,
+                  border_px: int = 0) -> dict[str, np.ndarray]:
+    """The true lines' crossings with the volume's yz (key "x") and xz (key "y") sections, at
+    least ``border_px`` voxels inside the volume's faces."""
+    lines = [np.asarray(line, dtype=np.float64) for line in project.read_json("truth/lines")]
+    nz, ny, nx = shape
+    half = ((np.array([nx, ny, nz], dtype=np.float64) - 1) / 2 - border_px) * voxel_nm  # x, y, z
+    out = {}
+    for axis, n in (("x", nx), ("y", ny)):
+        planes = (np.arange(n) - (n - 1) / 2) * voxel_nm
+        pts = line_crossings(lines, planes, axis=axis)
+        out[axis] = pts[np.all(np.abs(pts) <= half, axis=1)]  # inside the volume only
+    return out
+
+
+def slow_volume(project: Project, params: EvaluationParams, *, progress: ProgressFn,
+                cancel: CancelToken | None) -> tuple[Volume, bool, list[str]]:
+    """The slow tomogram reconstructed like the rapid volume: (volume, newly made, notes).
+
+    A stored one (``/reconstruction/slow``) is reused while the slow series and the parameters
+    it was made with are unchanged.
+    """
+    from ..pipeline import params_from_dict
+    from ..recon.step import OUTPUT as RAPID_VOLUME
+    from ..recon.step import ReconstructionParams, reconstruct_series
+
+    rapid_params = json.loads(project.attrs(RAPID_VOLUME).get("params", "{}"))
+    thickness = project.read_volume(RAPID_VOLUME).metadata.get("thickness_nm")
+    recon_params = replace(params_from_dict(ReconstructionParams, rapid_params), thickness_nm=thickness)
+    made_with = {"recon": rapid_params, "align_slow": params.align_slow}
+    if SLOW_VOLUME in project and project.generation(SLOW_VOLUME) >= project.generation("raw/slow"):
+        stored = json.loads(project.attrs(SLOW_VOLUME).get("made_with", "{}"))
+        if stored == json.loads(json.dumps(made_with)):
+            return project.read_volume(SLOW_VOLUME), False, ["slow tomogram reused"]
+    series = project.read_series("raw/slow")
+    angles, shifts, notes = series.angles_deg, None, []
+    if params.align_slow:
+        from ..align import refine_alignment
+
+        progress(0.0, "aligning the slow series")
+        try:
+            result = refine_alignment(series.frames, series.angles_deg, timestamps_s=None, line_time_s=None,
+                                      progress=sub_progress(progress, 0.0, 0.4), cancel=cancel)
+            angles, shifts = result.angles_deg, result.shifts_px
+            notes.append(f"slow series aligned by {result.method}")
+        except (ValueError, RstemError) as exc:
+            notes.append(f"slow series not aligned: {exc}")
+    data, voxel_nm, _, more, _ = reconstruct_series(series, angles, shifts, recon_params,
+                                                    progress=sub_progress(progress, 0.4, 1.0), cancel=cancel)
+    meta = {"source": "/raw/slow", "notes": notes + more, "made_with": made_with}
+    return Volume(data, voxel_nm, meta), True, notes + more
+
+
+def truth_step_scores(project: Project, params: EvaluationParams, *, progress: ProgressFn,
+                      cancel: CancelToken | None) -> tuple[dict[str, Any], list[str]]:
+    """Scores of every earlier step against the truth, for the steps that ran."""
+    from . import refine_scores, truth_scores
+
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    if "calibration/distortion_map" in project:
+        out["distortion_rms_px"] = truth_scores.distortion_rms_px(project)["distortion_rms_px"]
+    if "training/decisions" in project:
+        cur = truth_scores.curation_scores(project)
+        out["curation_accept_matched"] = cur["curation_accept_matched"]
+        out["curation_reject_mismatched"] = cur["curation_reject_mismatched"]
+    if "processed/alignment/angles_deg" in project:
+        out["angle_rms_deg"] = refine_scores.angle_rms_deg(project)
+        out["shift_rms_px"] = refine_scores.shift_rms_px(project)
+        out["nominal_angle_rms_deg"] = refine_scores.nominal_angle_rms_deg(project)
+    if params.denoise_scores and "truth/training" in project:
+        try:
+            from .denoise_scores import denoise_scores
+        except ImportError as exc:  # the denoising package is optional at this level
+            notes.append(f"denoise scores not available: {exc}")
+        else:
+            progress(0.0, "scoring the denoisers on held-out areas")
+            scores = denoise_scores(project, progress=progress, cancel=cancel)
+            out["denoise"] = scores["denoise"]
+            out["denoise_areas"] = scores.get("denoise_areas")
+            notes += list(scores.get("denoise_notes", []))
+    if cancel is not None:
+        cancel.check()
+    return out, notes
+
+
+def run_evaluation(
+    project: Project,
+    params: EvaluationParams | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Evaluate the project's volume (and, for synthetic projects, every step) and store the report.
+
+    Returns
+    -------
+    dict
+        The report (see the module notes and DESIGN.md for the keys).
+
+    Raises
+    ------
+    RstemError
+        No volume, or the chosen reference is not available.
+    """
+    params = params or EvaluationParams()
+    progress = progress or no_progress
+    started = time.perf_counter()
+    reference = choose_reference(project, params.reference)
+    if "reconstruction/volume" not in project and reference != "truth":
+        raise RstemError(f"{project.path.name} has no volume to evaluate: run `rstem reconstruct` first")
+    report: dict[str, Any] = {"reference": reference}
+    slow: Volume | None = None
+    new_slow = False
+    notes: list[str] = []
+    if reference == "truth":
+        scores, more = truth_step_scores(project, params, progress=sub_progress(progress, 0.0, 0.6), cancel=cancel)
+        report.update(scores)
+        notes += more
+    if "reconstruction/volume" in project and reference != "none":
+        vol = project.read_volume("reconstruction/volume")
+        progress(0.6, "finding dislocation centres")
+        found = _centres(vol.data, vol.voxel_size_nm, params)
+        if reference == "truth":
+            ref = truth_centres(project, vol.data.shape, vol.voxel_size_nm, params.border_px)
+        else:
+            slow, new_slow, more = slow_volume(project, params, progress=sub_progress(progress, 0.6, 0.9),
+                                               cancel=cancel)
+            data, voxel = slow.data, slow.voxel_size_nm
+            notes += more
+            if data.shape[1:] != vol.data.shape[1:] or not np.isclose(voxel, vol.voxel_size_nm):
+                raise RstemError(f"the slow tomogram ({data.shape}) and the volume ({vol.data.shape}) differ in "
+                                 "field or voxel size: reconstruct both from series of the same frame size")
+            ref = _centres(data, voxel, params)
+        field = (vol.data.shape[1] * vol.voxel_size_nm, vol.data.shape[2] * vol.voxel_size_nm)
+        positions = compare_centres(found, ref, voxel_nm=vol.voxel_size_nm, max_distance_nm=params.max_distance_nm,
+                                    register=params.register, field_nm=field)
+        report.update({k: v for k, v in positions.items() if k != "pairs_xyz_nm"})
+        report["pairs_xyz_nm"] = positions["pairs_xyz_nm"]
+        report["voxel_nm"] = vol.voxel_size_nm
+    elif reference == "none":
+        notes.append("no reference: import a slow series (or use a synthetic project) to measure positions")
+    if cancel is not None:
+        cancel.check()
+    report["timings_s"] = step_timings(project)
+    duration = time.perf_counter() - started
+    report["timings_s"]["evaluate"] = round(duration, 3)
+    report["notes"] = notes
+    with project.edit() as w:
+        if new_slow and slow is not None:
+            w.write_volume(SLOW_VOLUME, slow)
+            w.set_attrs(SLOW_VOLUME, {"made_with": json.dumps(slow.metadata["made_with"])})
+        w.write_json(OUTPUT, report)
+        w.set_attrs(OUTPUT, {"params": asdict(params)})
+        w.append_log({"step": "evaluate", "params": asdict(params), "reference": reference,
+                      "outputs": ["/" + OUTPUT], "duration_s": round(duration, 3), "notes": notes})
+    progress(1.0, f"evaluated against {reference}")
+    return report
