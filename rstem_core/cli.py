@@ -160,7 +160,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--reference", default="auto", choices=["auto", "slow", "truth"],
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
     p.add_argument("--threshold", type=float, default=0.3,
-                   help="weakest spot counted as a dislocation, as a fraction of the volume maximum")
+                   help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
     p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
     p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
@@ -405,7 +405,10 @@ def _cmd_run(args: argparse.Namespace, progress: TerminalProgress, cancel: Cance
         progress.close()
         if not args.json:
             took = f" in {record.seconds:.1f} s" if record.seconds else ""
-            why = f": {record.reason}" if record.reason else ""
+            if record.action == "ran":
+                why = "" if record.reason in ("", "not run") else f" ({record.reason})"
+            else:
+                why = f": {record.reason}" if record.reason else ""
             print(f"{record.step:<12} {record.action}{took}{why}", flush=True)
 
     with Project.open(args.project, "a") as proj:

@@ -42,8 +42,9 @@ class EvaluationParams:
         What the volume is compared with; ``auto``: the truth for synthetic projects, else the
         slow tomogram when a slow series was imported.
     threshold : float
-        Spots weaker than this fraction of the volume's maximum are not counted as dislocation
-        centres (0..1). Lower it when weak dislocations are missed.
+        Spots weaker than this fraction of a typical dislocation's brightness (the median over
+        cross-sections of each section's brightest voxel) are not counted as dislocation centres
+        (0..1). Lower it when weak dislocations are missed, raise it when noise is counted.
     window_px : int
         Half-size of the weighted-centroid window (paper eq. 1), voxels.
     border_px : int

@@ -38,3 +38,14 @@ def test_pairing_reports_errors_and_completeness() -> None:
     assert e.completeness == pytest.approx(0.75)
     m = e.mean_abs_nm
     assert m["y"] == pytest.approx((1 + 2 + 0.5) / 3) and m["z"] == pytest.approx((2 + 3 + 1) / 3)
+
+
+def test_a_few_very_bright_voxels_do_not_hide_ordinary_dislocations() -> None:
+    # three tubes of ordinary brightness (1.0, 0.6, 0.4) and one edge artefact 20x brighter
+    vol = (_tube_volume(21, 61, 8, y_px=12.0, z_px=6.0) + 0.6 * _tube_volume(21, 61, 8, y_px=30.0, z_px=12.0)
+           + 0.4 * _tube_volume(21, 61, 8, y_px=47.0, z_px=9.0))
+    vol[3, 3, 2] = 20.0
+    c = find_centres_yz(vol, voxel_nm=4.0, threshold=0.3, border_px=4)
+    assert c.xyz_nm.shape == (24, 3)  # all three in all eight sections, the artefact ignored
+    ys = np.sort(np.unique(np.round(c.xyz_nm[:, 1] / 4.0 + 30)))
+    np.testing.assert_allclose(ys, [12, 30, 47])
