@@ -271,8 +271,10 @@ def run_step(
             record_failure(project, name, exc, params)
         raise
     if name in saved_params(project):
+        # what the step recorded with its output: a step may complete its parameters (e.g. the
+        # training step adds the held-out areas), and those are the ones the result was made with
         stored = saved_params(project)
-        stored[name] = params_to_dict(params)
+        stored[name] = _output_params(project, step) or params_to_dict(params)
         with project.edit() as w:
             w.set_attrs("/", {PARAMS_ATTR: json.dumps(stored)})
     return result

@@ -154,3 +154,19 @@ def test_rstem_run_from_reconstruct_writes_volume_evaluation_and_report(
     assert report["reference"] == "truth" and "position_error_nm" in report
     assert states["reconstruct"].state == "done" and states["evaluate"].state == "done"
     assert report["timings_s"]["reconstruct"] > 0
+
+
+def test_a_step_that_completes_its_parameters_is_done_after_its_run(tmp_path: Path) -> None:
+    from rstem_core.denoise.training import TrainParams
+
+    config = SimulationConfig.scaled(size=64, frames=7, seed=2, areas_per_tilt=4, frames_per_area=2)
+    demo = write_demo_project(tmp_path / "demo.h5", config)
+    tiny = TrainParams(patch_px=32, depth=2, base_channels=4, unshuffle=1, batch_size=8, patches_per_frame=2, epochs=1)
+    with Project.open(demo, "a") as proj:
+        pipeline.run_step(proj, "curate")
+        pipeline.save_params(proj, "train", tiny)  # as the application saves a page's form
+        pipeline.run_step(proj, "train")
+        # training keeps the held-out test areas out and records them with its parameters
+        assert proj.params("models/denoiser")["exclude_areas"]
+        assert pipeline.step_states(proj)["train"].state == "done"
+        assert pipeline.params_for(proj, "train").exclude_areas == tuple(proj.params("models/denoiser")["exclude_areas"])
