@@ -140,5 +140,5 @@ class DenoisePanel(StepPanel):
 
     def quick_params(self, name: str, params: Any) -> Any:
         if name == "train":
-            return replace_fields(params, epochs=min(params.epochs, 3), patience=2, patches_per_frame=4)
+            return replace_fields(params, epochs=min(params.epochs, 12), patience=3, patches_per_frame=4)
         return params

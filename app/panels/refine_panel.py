@@ -48,6 +48,7 @@ class RefinePanel(StepPanel):
         project = self.session.project
         for p in (self.angles, self.delta, self.shifts, self.residuals):
             p.clear()
+        self.residuals.setTitle("Residual per frame")
         if project is None or KEY not in project:
             self.summary.setText("No refinement yet: press Run.")
             return
@@ -68,7 +69,12 @@ class RefinePanel(StepPanel):
         self.shifts.plot(frames, shifts[:, 0], pen=pen(0), name="dy")
         self.shifts.plot(frames, shifts[:, 1], pen=pen(1), name="dx")
         res = project.read_array(f"{KEY}/residuals_px")
-        self.residuals.plot(frames, res, pen=pen(3), symbol="o", symbolSize=4, name="residual")
+        measured = np.isfinite(res)
+        if measured.any():
+            self.residuals.plot(frames[measured], res[measured], pen=pen(3), symbol="o", symbolSize=4,
+                                name="residual")
+        else:
+            self.residuals.setTitle("Residual per frame (none: no features were followed)")
         if "processed/aligned" in project:
             s = project.read_series("processed/aligned")
             self.aligned.set_image(s.frames, s.pixel_size_nm, xvals=s.angles_deg)

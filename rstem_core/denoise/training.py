@@ -20,7 +20,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -178,6 +178,40 @@ def _sources(source, exclude: tuple[str, ...]) -> tuple[list[tuple[str, float]],
     return names, lambda n: read_area(source, n, tilts[n]), counts
 
 
+def fit_patch_to_frames(source, params: TrainParams) -> tuple[TrainParams, str]:
+    """Shrink ``patch_px`` to fit the smallest training frame (less its drift margin) when the
+    frames are too small for it; returns the parameters and a note ("" when unchanged).
+
+    Raises
+    ------
+    RstemError
+        Not even the network's smallest patch fits.
+    """
+    areas, _, _ = _sources(source, params.exclude_areas)
+    room = None
+    for name, _ in areas:
+        if isinstance(source, Sequence):
+            area = next(a for a in source if a.name == name)
+            shape, drift = area.frames.shape[1:], np.asarray(area.drift_px, dtype=np.float64)
+        else:
+            shape = source.h5[f"raw/training/{name}/frames"].shape[1:]
+            key = f"training/drift/{name}"
+            drift = np.asarray(source.read_array(key), dtype=np.float64) if key in source else np.zeros((1, 2))
+        # noise2noise pairs two frames: up to twice the largest drift, plus the sampler's 2 px
+        margin = int(math.ceil(2 * float(np.max(np.abs(drift))) if drift.size else 0.0)) + 2
+        fit = min(shape) - 2 * margin
+        room = fit if room is None else min(room, fit)
+    if room is None or params.patch_px <= room:
+        return params, ""
+    multiple = params.unshuffle * 2**params.depth
+    patch = (room // multiple) * multiple
+    if patch < max(8, multiple):
+        raise RstemError(f"the training frames leave room for {room} px patches only; the network needs "
+                         f"at least {max(8, multiple)} px: use a smaller depth or unshuffle, or larger areas")
+    return replace(params, patch_px=patch), (
+        f"patches of {patch} px instead of {params.patch_px} px: the training frames are small")
+
+
 def build_patch_pools(source, params: TrainParams, rng: np.random.Generator, progress: ProgressFn,
                  cancel: CancelToken | None = None) -> tuple[_Pool, _Pool, dict]:
     """Cut the training and validation patch pools (inputs, targets) within ``max_memory_mb``.
@@ -302,6 +336,9 @@ def train_denoiser(
     params = params or TrainParams()
     progress = progress or no_progress
     started = time.perf_counter()
+    params, note = fit_patch_to_frames(source, params)
+    if note:
+        progress(0.0, note)
     rng = np.random.default_rng(params.seed)
     train_pool, val_pool, info = build_patch_pools(source, params, rng, progress, cancel)
     device = pick_device(params.device)

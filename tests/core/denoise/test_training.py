@@ -126,3 +126,19 @@ def test_patch_pool_respects_the_memory_cap(tiny_areas) -> None:
 def test_empty_training_set_is_a_clear_error() -> None:
     with pytest.raises(RstemError, match="no training areas"):
         train_denoiser([], TrainParams(**TINY))
+
+
+def test_patches_shrink_to_fit_small_training_frames(tiny_areas) -> None:
+    areas, _ = tiny_areas  # 48 px frames without drift: room for 44 px, a multiple of 2**depth = 4
+    notes: list[str] = []
+    params = TrainParams(**{**TINY, "patch_px": 64, "epochs": 1})
+    model = train_denoiser(areas, params, progress=lambda f, m: notes.append(m))
+    assert model.description["training"]["params"]["patch_px"] == 44
+    assert any("patches of 44 px instead of 64 px" in n for n in notes)
+
+
+def test_frames_too_small_for_any_patch_are_refused(tiny_areas) -> None:
+    areas, _ = tiny_areas
+    small = [type(a)(a.name, a.frames[:, :10, :10], a.reference[:10, :10], a.drift_px, a.stage_tilt_deg) for a in areas]
+    with pytest.raises(RstemError, match="room for 6 px patches"):
+        train_denoiser(small, TrainParams(**{**TINY, "epochs": 1}))
