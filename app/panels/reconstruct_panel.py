@@ -30,7 +30,7 @@ class ReconstructPanel(StepPanel):
         col.addWidget(self.info)
         split = QSplitter(Qt.Orientation.Vertical)
         self.xy = ImagePanel("x–y slices (slider: depth z in nm)")
-        self.xz = ImagePanel("x–z cross-section at the central y (beam direction vertical)")
+        self.xz = ImagePanel("x–z cross-section at the central y (beam direction vertical)", axes=("x", "z"))
         split.addWidget(self.xy)
         split.addWidget(self.xz)
         col.addWidget(split, 1)

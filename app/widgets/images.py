@@ -22,7 +22,8 @@ class ImagePanel(QWidget):
     degrees); rows are drawn top to bottom as scanned; the scale bar is in nm.
     """
 
-    def __init__(self, title: str = "", parent: QWidget | None = None, histogram: bool = True) -> None:
+    def __init__(self, title: str = "", parent: QWidget | None = None, histogram: bool = True,
+                 axes: tuple[str, str] = ("x", "y")) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -37,8 +38,8 @@ class ImagePanel(QWidget):
         plot = self.view.getView()
         plot.setAspectLocked(True)
         plot.invertY(True)
-        plot.setLabel("bottom", "x", units="nm")
-        plot.setLabel("left", "y", units="nm")
+        plot.setLabel("bottom", axes[0], units="nm")
+        plot.setLabel("left", axes[1], units="nm")
         plot.getAxis("bottom").enableAutoSIPrefix(False)
         plot.getAxis("left").enableAutoSIPrefix(False)
         layout.addWidget(self.view, 1)

@@ -47,3 +47,12 @@ def test_modes_none_and_normalize() -> None:
     assert norm.min() >= 0 and norm.max() > 0.2
     with pytest.raises(ValueError, match="mode must be one of"):
         BinarizeParams(mode="otsu")
+
+
+def test_frame_edges_get_no_more_false_dislocations_than_the_middle() -> None:
+    rng = np.random.default_rng(0)
+    frames = (100 + 10 * rng.standard_normal((30, 96, 96))).astype(np.float32)  # no dislocations at all
+    b = preprocess(frames, BinarizeParams(mode="binarize", smooth_px=1.0))
+    middle = b[:, 20:76, 20:76].mean()
+    for edge in (b[:, 0, :], b[:, -1, :], b[:, :, 0], b[:, :, -1]):
+        assert edge.mean() < 1.4 * middle, (edge.mean(), middle)
