@@ -1,7 +1,10 @@
 """The tilt-refinement step: read the most processed rapid series, refine its geometry, store.
 
 Input (``source="auto"``): ``/processed/denoised``, else ``/processed/corrected`` (distortion
-corrected), else ``/raw/rapid``; the choice is recorded. The science is in
+corrected), else ``/raw/rapid``; the choice is recorded. Denoised frames that do not correlate with their
+neighbours (a denoiser that invents texture in very noisy frames) while the undenoised ones do
+are not trusted for the geometry: it is then refined on the undenoised series, said so in the
+notes, and the aligned series is still made of the denoised frames. The science is in
 :func:`rstem_core.align.refine_alignment`; this module only reads and writes the project, all
 in one transaction at the end (a cancel or an error leaves the project unchanged).
 
@@ -161,6 +164,25 @@ def choose_source(project: Project, source: str = "auto") -> str:
     raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")
 
 
+def _trustworthy_source(project: Project, denoised: TiltSeries, progress: ProgressFn) -> tuple[str, TiltSeries, str]:
+    """The denoised series, unless its frames do not correlate with their neighbours (a denoiser
+    that invents texture) while the undenoised ones do: then those, with a note saying why."""
+    from .align import neighbour_agreement
+
+    progress(0.0, "checking that the denoised frames agree with their neighbours")
+    agree = neighbour_agreement(denoised.frames, denoised.angles_deg)
+    if agree >= 0.5:
+        return SOURCES["denoised"], denoised, ""
+    alternative = SOURCES["corrected"] if SOURCES["corrected"] in project else SOURCES["raw"]
+    other = project.read_series(alternative)
+    other_agree = neighbour_agreement(other.frames, other.angles_deg)
+    if other_agree <= agree:
+        return SOURCES["denoised"], denoised, ""
+    return alternative, other, (
+        f"the denoised frames agree with their neighbours in {agree:.0%} of the pairs, /{alternative} in "
+        f"{other_agree:.0%}: refined on /{alternative}; the aligned series is still made of the denoised frames")
+
+
 def _device(name: str) -> str:
     if name != "auto":
         return name
@@ -194,6 +216,9 @@ def run_refinement(
     started = time.perf_counter()
     key = choose_source(project, params.source)
     series = project.read_series(key)
+    frames_key, frames_series, chosen_note = key, series, ""
+    if params.source == "auto" and key == SOURCES["denoised"]:
+        key, series, chosen_note = _trustworthy_source(project, series, progress)
     px = series.pixel_size_nm
     try:
         result = refine_alignment(
@@ -218,6 +243,7 @@ def run_refinement(
             "--method projection or --method coarse, or check the frames"
         )
     progress(0.9, "writing the aligned series")
+    series = frames_series  # the aligned stack is always made of the most processed frames
     aligned = apply_alignment(series.frames, result.shifts_px, result.tilt_axis_deg,
                               progress=sub_progress(progress, 0.9, 0.98), cancel=cancel)
     turned = abs(result.tilt_axis_deg) >= 1.0
@@ -227,11 +253,11 @@ def run_refinement(
         pixel_size_nm=px,
         timestamps_s=series.timestamps_s,
         line_time_s=None if turned else series.line_time_s,
-        metadata={**series.metadata, "aligned_from": "/" + key, "alignment": "/" + OUTPUT,
+        metadata={**series.metadata, "aligned_from": "/" + frames_key, "alignment": "/" + OUTPUT,
                   "alignment_method": result.method, "tilt_axis_turned_deg": result.tilt_axis_deg},
     )
     duration = time.perf_counter() - started
-    notes = [f"source: /{key}", *result.notes]
+    notes = [f"source: /{key}", *([chosen_note] if chosen_note else []), *result.notes]
     if cancel is not None:
         cancel.check()
     with project.edit() as w:

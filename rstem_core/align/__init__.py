@@ -31,12 +31,13 @@ from .bundle import BundleResult, FrameTiming, bundle_adjust, predict_positions
 from .coarse import CoarseAlignment, coarse_align
 from .features import Tracks, detect_features, local_orientation, measure_features
 from .projmatch import MatchResult, projection_matching
-from .refine import METHODS, AlignmentResult, refine_alignment
+from .refine import METHODS, AlignmentResult, neighbour_agreement, refine_alignment
 from .signal import alignment_signal, blank_frames, detect_contrast
 
 __all__ = [
     "METHODS",
     "AlignmentResult",
+    "neighbour_agreement",
     "BundleResult",
     "CoarseAlignment",
     "FrameTiming",

@@ -118,6 +118,26 @@ def default_binning(shape: tuple[int, int], work_px: int = 256) -> int:
     return max(1, int(round(min(shape) / work_px)))
 
 
+def neighbour_agreement(frames: np.ndarray, angles_deg: np.ndarray, *, contrast: str = "auto") -> float:
+    """Share of neighbouring frame pairs whose stretched cross-correlation is trusted (0..1).
+
+    A quick test of whether a series carries structure that persists from frame to frame: a
+    denoiser that invents texture, or frames of pure noise, give few trusted pairs. Blank
+    frames are left out.
+    """
+    check_series(frames, angles_deg)
+    f = np.asarray(frames, dtype=np.float32)
+    usable = ~blank_frames(f)
+    if usable.sum() < 3:
+        return 0.0
+    if contrast == "auto":
+        contrast = detect_contrast(f, usable=usable)
+    small = bin_frames(alignment_signal(f, contrast=contrast, usable=usable), default_binning(f.shape[1:]))
+    coarse = coarse_align(small, np.asarray(angles_deg, dtype=np.float64), usable=usable, contrast=contrast)
+    pairs = max(int(usable.sum()) - 1, 1)
+    return float(1.0 - (~coarse.trusted[usable]).sum() / pairs)
+
+
 def _rotate_vectors(vectors: np.ndarray, angle_deg: float) -> np.ndarray:
     """(dy, dx) vectors of a frame turned by ``angle_deg`` expressed in the original frame."""
     a = math.radians(angle_deg)
@@ -277,8 +297,15 @@ def refine_alignment(
                           progress=sub_progress(progress, 0.2, 0.3))
     shifts = coarse.shifts_px.copy()
     angles = nominal.copy()
-    if (~coarse.trusted[usable]).any():
-        notes.append(f"coarse alignment: {int((~coarse.trusted[usable]).sum())} neighbour pairs too weak to trust")
+    untrusted = int((~coarse.trusted[usable]).sum())
+    if untrusted:
+        notes.append(f"coarse alignment: {untrusted} neighbour pairs too weak to trust")
+    if method == "auto" and untrusted > 0.5 * (int(usable.sum()) - 1):
+        # most neighbours do not even agree with each other: no structure persists through the
+        # series, and a fit of angles to it would only move them further from the truth
+        notes.append("most frames do not correlate with their neighbours: the nominal angles and the "
+                     "coarse shifts are kept")
+        method = "coarse"
     if thickness_px is None:
         nz_slab = _slab_thickness_px(small, angles, shifts, usable, device, cancel)
     else:

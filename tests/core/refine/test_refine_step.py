@@ -6,6 +6,7 @@ parameters (``rstem demo --size 128 --frames 31`` then ``rstem refine``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from rstem_core.align import refine_alignment
 from rstem_core.analysis.refine_scores import angle_rms_deg, nominal_angle_rms_deg, shift_rms_px
@@ -180,3 +182,39 @@ def test_cli_refine_reports_source_method_and_flags(quick_demo: Path, tmp_path: 
     text = capsys.readouterr().out
     assert "source: /raw/rapid" in text and "method: coarse" in text and "angles:" in text
     assert main(["refine", str(path), "--acceleration", "-1"]) == 2
+
+
+@pytest.mark.slow
+def test_denoised_frames_without_persistent_structure_are_not_trusted_for_the_geometry(
+    quick_demo: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "demo.h5"
+    shutil.copy(quick_demo, path)
+    rng = np.random.default_rng(5)
+    with Project.open(path, "a") as proj:
+        raw = proj.read_series("raw/rapid")
+        # a "denoiser" that invents smooth texture anew in every frame, beside undenoised frames
+        # whose structure persists (the noise-free corrected frames stand in for a good series)
+        invented = np.stack([ndi.gaussian_filter(rng.standard_normal(raw.frames.shape[1:]), 3) for _ in raw.frames])
+        with proj.edit() as w:
+            w.write_series("processed/denoised", dataclasses.replace(raw, frames=(100 + 10 * invented).astype(np.float32)))
+            w.write_series("processed/corrected", dataclasses.replace(raw, frames=proj.read_array("truth/rapid_clean_undistorted")))
+        run_refinement(proj, RefineParams())
+        notes = json.loads(proj.attrs(OUTPUT)["notes"])
+        assert proj.attrs(OUTPUT)["source"] == "/processed/corrected"
+        assert any("refined on /processed/corrected" in n for n in notes)
+        assert proj.read_series(ALIGNED).metadata["aligned_from"] == "/processed/denoised"
+        assert angle_rms_deg(proj) < 0.5 * nominal_angle_rms_deg(proj)
+
+
+@pytest.mark.slow
+def test_frames_that_do_not_agree_with_their_neighbours_keep_the_nominal_angles(quick_demo: Path) -> None:
+    rng = np.random.default_rng(6)
+    with Project.open(quick_demo) as proj:
+        raw = proj.read_series("raw/rapid")
+    invented = np.stack([ndi.gaussian_filter(rng.standard_normal(raw.frames.shape[1:]), 3) for _ in raw.frames])
+    result = refine_alignment(100 + 10 * invented, raw.angles_deg, timestamps_s=raw.timestamps_s,
+                              line_time_s=raw.line_time_s)
+    assert result.method == "coarse"
+    np.testing.assert_allclose(result.angles_deg, raw.angles_deg)
+    assert any("do not correlate with their neighbours" in n for n in result.notes)
