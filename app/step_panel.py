@@ -140,6 +140,11 @@ class StepPanel(Panel):
             lines.append(f"<b>{step.title}</b>: /{step.output} {'present' if there else 'not computed yet'}")
         self._result_text.setText("<br>".join(lines))
 
+    def step_extras(self, name: str) -> dict[str, Any]:
+        """Extra keyword arguments for step ``name``'s run function (e.g. a live preview); called
+        in the GUI thread, the callables it returns run in the worker thread."""
+        return {}
+
     def quick_params(self, name: str, params: Any) -> Any:
         """Shortened parameters for quick mode (default: unchanged)."""
         return params
@@ -224,6 +229,7 @@ class StepPanel(Panel):
                 self.forms[n].set_params(p)
         self.save_params()
         names = self.steps_to_run()
+        extras = {name: self.step_extras(name) for name in names}
 
         def job(progress: ProgressFn, cancel: CancelToken) -> None:
             for k, name in enumerate(names):
@@ -231,7 +237,7 @@ class StepPanel(Panel):
                 part = sub_progress(progress, k / len(names), (k + 1) / len(names))
                 pipeline.run_step(project, name, params[name],
                                   progress=lambda f, m, t=title, p=part: p(f, f"{t}: {m}"),
-                                  cancel=cancel)
+                                  cancel=cancel, **extras[name])
 
         self.start_worker(Worker(job))
 

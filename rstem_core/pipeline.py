@@ -250,8 +250,12 @@ def run_step(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    **extra: Any,
 ) -> Any:
     """Run one step with ``params`` (default :func:`params_for`) and return its result.
+
+    ``extra`` keyword arguments go to the step's run function (e.g. ``preview`` of the
+    reconstruction).
 
     A failure is recorded in ``/log`` and raised again; the step's own transaction guarantees the
     project's data are as before. A cancel records nothing and raises :class:`Cancelled`.
@@ -263,7 +267,7 @@ def run_step(
     if not step.ready(project):
         raise RstemError(f"{step.title}: {step.missing}")
     try:
-        result = run(project, params, progress=progress or no_progress, cancel=cancel)
+        result = run(project, params, progress=progress or no_progress, cancel=cancel, **extra)
     except (Cancelled, KeyboardInterrupt):
         raise
     except (RstemError, ValueError, RuntimeError, MemoryError) as exc:

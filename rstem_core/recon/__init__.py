@@ -9,6 +9,8 @@ float32 volume whose voxel equals the frame pixel and whose centre lies on the t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -63,6 +65,7 @@ def reconstruct(
     max_slices_per_batch: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    preview: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Reconstruct a volume from a tilt series.
 
@@ -87,6 +90,10 @@ def reconstruct(
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     max_slices_per_batch : int, optional
         Bound the x-slices reconstructed together (memory); all at once by default.
+    preview : callable, optional
+        ``preview(iteration, iterations, section)`` after every SIRT/CGLS iteration (built-in
+        backend, all x-slices in one batch): ``section`` is the current x-z cross-section at the
+        central row, (nz, x) float32, for a live view while the volume converges.
 
     Returns
     -------
@@ -124,11 +131,17 @@ def reconstruct(
         stop = min(start + batch, n_cols)
         part = sub_progress(progress, 0.02 + 0.98 * b / len(starts), 0.02 + 0.98 * (b + 1) / len(starts))
         sino = torch.as_tensor(np.ascontiguousarray(sino_all[:, start:stop]), device=projector.device)
+        watch = None
+        if preview is not None and len(starts) == 1:
+            def watch(k: int, x: torch.Tensor) -> None:
+                rows = geometry.n_rows
+                section = x.view(geometry.nz, rows, -1)[:, rows // 2, :]
+                preview(k, iterations, section.detach().cpu().numpy().astype(np.float32, copy=True))
         if algorithm == "sirt":
             x = sirt(projector, sino, iterations=iterations, relaxation=relaxation, nonnegative=nonnegative,
-                     progress=part, cancel=cancel)
+                     progress=part, cancel=cancel, on_iteration=watch)
         elif algorithm == "cgls":
-            x = cgls(projector, sino, iterations=iterations, progress=part, cancel=cancel)
+            x = cgls(projector, sino, iterations=iterations, progress=part, cancel=cancel, on_iteration=watch)
         else:
             x = fbp(projector, sino, window=filter_window, progress=part, cancel=cancel)
         volume[:, start:stop] = x.cpu().numpy()

@@ -7,6 +7,7 @@ a (z*y, x) matrix; :func:`rstem_core.recon.reconstruct` handles shapes, devices 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -34,11 +35,14 @@ def sirt(
     x0: torch.Tensor | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Simultaneous iterative reconstruction: x += relaxation * C A^T R (b - A x).
 
     R and C are the inverse row and column sums of the system matrix (the usual SIRT weights, as
     in ASTRA). With ``nonnegative`` negative voxels are set to zero after each iteration.
+    ``on_iteration(k, x)`` sees the estimate after iteration k (1-based; a live preview; it must
+    not change ``x``).
 
     References
     ----------
@@ -62,6 +66,8 @@ def sirt(
         x.addcmul_(projector.adjoint(residual), c)
         if nonnegative:
             x.clamp_(min=0.0)
+        if on_iteration is not None:
+            on_iteration(k + 1, x)
         progress((k + 1) / iterations, f"SIRT iteration {k + 1}/{iterations}")
     return x
 
@@ -73,8 +79,11 @@ def cgls(
     iterations: int = 20,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Conjugate gradients on the normal equations (least squares, no constraint), per slice.
+
+    ``on_iteration(k, x)`` sees the estimate after iteration k, as in :func:`sirt`.
 
     Every x-slice (column) runs its own CG recursion; they share the matrix products.
     """
@@ -99,6 +108,8 @@ def cgls(
         beta = torch.where(gamma > 0, gamma_new / gamma.clamp_min(1e-30), torch.zeros_like(gamma))
         p = s + p * beta
         gamma = gamma_new
+        if on_iteration is not None:
+            on_iteration(k + 1, x)
         progress((k + 1) / iterations, f"CGLS iteration {k + 1}/{iterations}")
     return x
 

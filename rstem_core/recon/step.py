@@ -13,6 +13,7 @@ and the line time. Output: ``/reconstruction/volume`` (a Volume) with the parame
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -157,8 +158,12 @@ def run_reconstruction(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    preview: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> Volume:
     """Reconstruct the project's series and store the volume (one transaction).
+
+    ``preview(iteration, iterations, section)`` receives the x-z cross-section at the central
+    row after every iteration (see :func:`rstem_core.recon.reconstruct`).
 
     Raises
     ------
@@ -172,7 +177,7 @@ def run_reconstruction(
     series = project.read_series(key)
     angles, shifts = frame_geometry_inputs(project, key, series)
     data, voxel_nm, thickness_nm, notes, row_angles = reconstruct_series(
-        series, angles, shifts, params, progress=progress, cancel=cancel)
+        series, angles, shifts, params, progress=progress, cancel=cancel, preview=preview)
     nz = data.shape[0]
     duration = time.perf_counter() - started
     volume = Volume(
@@ -207,6 +212,7 @@ def reconstruct_series(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    preview: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, float, float, list[str], np.ndarray | None]:
     """Reconstruct one tilt series with the step's parameters, outside any project.
 
@@ -262,5 +268,6 @@ def reconstruct_series(
         signal, geometry, algorithm=params.algorithm, iterations=params.iterations,
         relaxation=params.relaxation, nonnegative=params.nonnegative, filter_window=params.filter_window,
         backend=params.backend, device=params.device, progress=sub_progress(progress, 0.25, 0.97), cancel=cancel,
+        preview=preview,
     )
     return data, voxel_nm, thickness_nm, notes, row_angles

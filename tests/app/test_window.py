@@ -50,8 +50,10 @@ def test_event_loop_answers_while_a_step_runs(window, qtbot) -> None:  # noqa: A
     window.show_page("reconstruct")
     panel = window.panels["reconstruct"]
     panel.forms["reconstruct"].editor("iterations").setValue(400)
-    panel.forms["reconstruct"].editor("binning").setValue(2)
+    panel.forms["reconstruct"].editor("binning").setValue(1)
     window._flush_params()
+    previews: list[tuple[int, int, np.ndarray]] = []
+    panel.preview_ready.connect(lambda k, n, payload: previews.append((k, n, payload[0])))
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(20)
@@ -72,6 +74,16 @@ def test_event_loop_answers_while_a_step_runs(window, qtbot) -> None:  # noqa: A
     assert gaps.max() < 1.0, f"the window froze for {gaps.max():.2f} s"
     assert window.session.step_state("reconstruct").state == "done"
     assert "Volume" in panel.info.text()
+    # the central x-z section was shown live while SIRT iterated (rate-limited), then the result
+    assert len(previews) >= 2 and previews[-1][:2] == (400, 400)
+    assert previews[0][0] < 400
+    assert previews[-1][2].shape == volume_nz(window)
+
+
+def volume_nz(window) -> tuple[int, int]:  # noqa: ANN001
+    """(z, x) extent of the project's volume: the shape of its x-z sections."""
+    shape = window.session.project.read_volume("reconstruction/volume").data.shape
+    return shape[0], shape[2]
 
 
 def test_cancel_leaves_the_project_unchanged(window, qtbot) -> None:  # noqa: ANN001

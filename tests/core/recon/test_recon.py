@@ -221,3 +221,18 @@ def test_extent_and_binning_helpers() -> None:
     profile = np.array([9, 1, 1, 1, 1, 4, 6, 5, 1, 1, 1, 2, 1, 1, 9.0])  # artefacts at both ends
     assert slab_extent(profile, edge_fraction=0.2, level=0.3) == (5, 8)
     assert bin_frames(np.arange(2 * 4 * 6, dtype=float).reshape(2, 4, 6), 2).shape == (2, 2, 3)
+
+
+def test_preview_sees_every_iteration_of_the_converging_volume() -> None:
+    rng = np.random.default_rng(1)
+    vol = np.zeros((12, 24, 6), np.float32)
+    vol[4:8, 8:16, :] = 1.0
+    geometry = Geometry(np.linspace(-60, 60, 15), 24, 6, 12)
+    frames = Projector(geometry, "cpu").project(vol) + 0.01 * rng.standard_normal((15, 24, 6)).astype(np.float32)
+    seen: list[tuple[int, int, np.ndarray]] = []
+    result = reconstruct(frames, geometry, iterations=5, device="cpu",
+                         preview=lambda k, n, section: seen.append((k, n, section)))
+    assert [(k, n) for k, n, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert seen[-1][2].shape == (12, 6)
+    np.testing.assert_allclose(seen[-1][2], result[:, 12, :], rtol=1e-6, atol=1e-7)
+    assert np.abs(seen[0][2] - result[:, 12, :]).max() > 1e-3  # it shows the volume converging
