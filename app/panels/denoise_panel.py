@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from ..step_panel import StepPanel, replace_fields
 from ..widgets.images import ImagePanel
 from ..widgets.plots import make_plot, pen
 
+#: (header, method or "", metric) of the score table's columns
+SCORE_COLUMNS = (
+    ("tilt", "", ""),
+    ("PSNR raw (dB)", "raw", "psnr_db"),
+    ("PSNR denoised (dB)", None, "psnr_db"),
+    ("SSIM denoised", None, "ssim"),
+    ("line width (% of truth)", None, "width_ratio"),
+    ("line intensity (% of truth)", None, "intensity_ratio"),
+)
 EPOCH = re.compile(r"epoch (\d+): loss ([0-9.eE+-]+), validation PSNR ([0-9.eE+-]+) dB")
 
 
@@ -43,6 +60,18 @@ class DenoisePanel(StepPanel):
         grid.addWidget(self.reference, 1, 2)
         grid.addWidget(self.curve, 2, 0)
         grid.addWidget(self.profile, 2, 1, 1, 2)
+        self.scores = QTableWidget(0, len(SCORE_COLUMNS))
+        self.scores.setHorizontalHeaderLabels([c[0] for c in SCORE_COLUMNS])
+        self.scores.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.scores.verticalHeader().setVisible(False)
+        self.scores.setMaximumHeight(170)
+        self.scores.setToolTip("Against the noise-free truth on held-out training areas (paper Tables 1-3): "
+                               "line width and intensity near 100 % mean the dislocations keep their shape.")
+        self.scores_label = QLabel("")
+        grid.addWidget(self.scores_label, 3, 0, 1, 3)
+        grid.addWidget(self.scores, 4, 0, 1, 3)
+        grid.setRowStretch(1, 3)
+        grid.setRowStretch(2, 2)
         self._live: list[tuple[int, float]] = []
         self._roi: pg.LineSegmentROI | None = None
         self._px = 1.0
@@ -88,6 +117,29 @@ class DenoisePanel(StepPanel):
             self.reference.set_image(ref, self._px)
             self._images.append(ref)
         self._add_line(raw.shape)
+        self._show_scores(project)
+
+    def _show_scores(self, project: Any) -> None:
+        """The paper's quality table for the method used, per tilt (synthetic projects)."""
+        raw_scores = project.attrs("processed/denoised").get("scores")
+        method = (project.params("processed/denoised") or {}).get("method", "unet")
+        self.scores.setRowCount(0)
+        if not raw_scores:
+            self.scores_label.setText("Quality per tilt: needs a reference (a synthetic project's truth).")
+            return
+        table = json.loads(raw_scores)
+        self.scores_label.setText(f"<b>Quality per tilt</b> ({method} and the raw frame against the noise-free truth, "
+                                  "mean ± std over held-out areas)")
+        tilts = sorted(table.get(method, {}), key=float)
+        self.scores.setRowCount(len(tilts))
+        for r, tilt in enumerate(tilts):
+            for c, (_, which, metric) in enumerate(SCORE_COLUMNS):
+                if c == 0:
+                    text = f"{float(tilt):.0f}°"
+                else:
+                    entry = table.get(method if which is None else which, {}).get(tilt, {})
+                    text = _mean_std(entry.get(metric), entry.get(f"{metric}_std"), percent=metric.endswith("ratio"))
+                self.scores.setItem(r, c, QTableWidgetItem(text))
 
     def _reference(self, project: Any, angle: float, k: int) -> tuple[np.ndarray | None, str]:
         if "truth/rapid_clean_undistorted" in project:
@@ -142,3 +194,11 @@ class DenoisePanel(StepPanel):
         if name == "train":
             return replace_fields(params, epochs=min(params.epochs, 12), patience=3, patches_per_frame=4)
         return params
+
+
+def _mean_std(mean: float | None, std: float | None, *, percent: bool) -> str:
+    if mean is None:
+        return "–"
+    scale, fmt = (100.0, "{:.0f}") if percent else (1.0, "{:.2f}")
+    text = fmt.format(mean * scale)
+    return text + (" ± " + fmt.format(std * scale) if std is not None else "")

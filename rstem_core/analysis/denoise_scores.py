@@ -304,6 +304,7 @@ def denoise_scores(
     seed: int = 0,
     frame_index: int = 0,
     methods: Sequence[str] | None = None,
+    unet_model: Any = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
@@ -324,6 +325,8 @@ def denoise_scores(
         Which frame of each held-out area is denoised.
     methods : sequence of str, optional
         Restrict the table to these methods (``raw`` is always included); default all available.
+    unet_model : DenoiserModel, optional
+        The network scored as ``unet`` (default: the project's ``/models/denoiser``).
     progress, cancel
         As :func:`score_table`.
 
@@ -345,7 +348,11 @@ def denoise_scores(
     denoisers = baseline_denoisers(methods)
     notes: list[str] = []
     want_unet = methods is None or "unet" in methods
-    if want_unet and MODEL_KEY in project:
+    if want_unet and unet_model is not None:
+        from ..denoise.inference import denoise_frames
+
+        denoisers["unet"] = lambda frame: denoise_frames(frame, unet_model)
+    elif want_unet and MODEL_KEY in project:
         try:
             from ..denoise.inference import denoise_frames
             from ..denoise.weights import load_from_project

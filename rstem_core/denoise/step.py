@@ -8,13 +8,17 @@ history and metrics; ``attrs['params']``) and one ``/log`` entry.
 Denoising (:func:`run_denoise`) reads ``/processed/corrected`` when the calibration step made it,
 else ``/raw/rapid``, and writes ``/processed/denoised``: a tilt series with the source's angles,
 timestamps, line time and metadata, plus ``denoise_method``, ``denoise_source`` and
-``denoise_model`` in its metadata; ``attrs['params']`` and one ``/log`` entry. Method ``unet``
+``denoise_model`` in its metadata; ``attrs['params']`` and one ``/log`` entry. On a synthetic
+project ``attrs['scores']`` holds the method's (and the raw frames') PSNR, SSIM, relative line
+width and intensity per tilt against the truth on the held-out training areas (JSON, as in
+``rstem evaluate``). Method ``unet``
 uses ``/models/denoiser`` or, when the project has none, the shipped starter model. A cancelled or
 failed step leaves the project unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -194,6 +198,7 @@ def run_denoise(
     series = project.read_series(key)
     notes: list[str] = []
     part = sub_progress(progress, 0.02, 0.97)
+    model = None
     if params.method == "unet":
         from .inference import denoise_frames
 
@@ -218,10 +223,18 @@ def run_denoise(
     out = TiltSeries(np.asarray(frames, np.float32), series.angles_deg, series.pixel_size_nm,
                      measured_angles_deg=series.measured_angles_deg, timestamps_s=series.timestamps_s,
                      line_time_s=series.line_time_s, tilt_axis_deg=series.tilt_axis_deg, metadata=meta)
+    scores = None
+    if "truth/training/matched" in project:  # synthetic: score the method on the held-out areas
+        from ..analysis.denoise_scores import denoise_scores
+
+        progress(0.97, "scoring against the truth on held-out training areas")
+        scores = denoise_scores(project, methods=[params.method], unet_model=model, cancel=cancel)
     duration = time.perf_counter() - started
     with project.edit() as w:
         w.write_series(OUTPUT, out)
         w.set_params(OUTPUT, asdict(params))
+        if scores is not None:
+            w.set_attrs(OUTPUT, {"scores": json.dumps(scores["denoise"], allow_nan=True)})
         w.append_log({"step": "denoise", "params": asdict(params), "duration_s": round(duration, 3),
                       "outputs": [OUTPUT], "source": "/" + key, "model": model_name, "notes": notes})
     progress(1.0, f"{series.n_frames} frames denoised with {params.method} from /{key}")

@@ -56,6 +56,9 @@ def test_guided_run_from_new_demo_to_export(qtbot, tmp_path: Path) -> None:  # n
             states = {name: st.state for name, st in pipeline.step_states(proj).items()}
             assert states == dict.fromkeys(pipeline.STEP_NAMES, "done")
             volume = proj.read_volume("reconstruction/volume")
+            assert "scores" in proj.attrs("processed/denoised")
+        # the denoise page shows the paper's quality table, one row per stage tilt
+        assert window.panels["denoise"].scores.rowCount() == 5
         # the exported volume is readable by other viewers, with its voxel size
         with mrcfile.open(Path(tour._tmp.name) / "demo_volume.mrc", permissive=True) as mrc:
             assert mrc.data.shape == volume.data.shape

@@ -116,3 +116,15 @@ def test_denoise_without_a_trained_model_uses_the_starter(curated_project) -> No
         result = run_denoise(proj)
     assert result.model == "starter"
     assert any("starter" in n for n in result.notes)
+
+
+def test_denoise_on_a_synthetic_project_scores_itself_per_tilt(curated_project) -> None:
+    with Project.open(curated_project, "a") as proj:
+        run_denoise(proj, DenoiseParams(method="gaussian", baseline_options={"sigma_px": 1.5}))
+        table = json.loads(proj.attrs("processed/denoised")["scores"])
+    assert set(table) == {"raw", "gaussian"}
+    assert set(table["gaussian"]) == {"0", "20", "40", "60", "70"}
+    for tilt, entry in table["gaussian"].items():
+        # a 1.5 px Gaussian takes out most of the noise: far closer to the truth than the raw frame
+        assert entry["psnr_db"] > table["raw"][tilt]["psnr_db"] + 3.0
+        assert entry["width_ratio"] is None or entry["width_ratio"] > 0.5
