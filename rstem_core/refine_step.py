@@ -25,6 +25,9 @@ Output
         legend is in ``attrs['flag_bits']``.
     ``nominal_angles_deg`` (n,), ``coarse_shifts_px`` (n, 2)
         The starting angles and the coarse alignment, for comparison.
+    ``tracks_px`` (n, m, 2), when features were followed
+        Each kept feature's measured (row, col) in every frame of ``/processed/aligned`` (NaN
+        where it was not used).
     attrs
         ``tilt_axis_deg``, ``method``, ``source``, ``contrast``, ``n_features``, ``notes``
         (JSON list), ``gauge`` (how the absolute angle and position were fixed).
@@ -268,6 +271,9 @@ def run_refinement(
         w.write_array(f"{OUTPUT}/flags", result.flags.astype(np.uint8))
         w.write_array(f"{OUTPUT}/nominal_angles_deg", series.angles_deg, attrs={"unit": "deg"})
         w.write_array(f"{OUTPUT}/coarse_shifts_px", result.coarse_shifts_px, attrs={"unit": "px"})
+        if result.tracks_px is not None:
+            w.write_array(f"{OUTPUT}/tracks_px", result.tracks_px.astype(np.float32),
+                          attrs={"unit": "px", "columns": "row, col in the aligned frames; NaN: not used"})
         w.set_attrs(OUTPUT, {
             "tilt_axis_deg": float(result.tilt_axis_deg),
             "method": result.method,

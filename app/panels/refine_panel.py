@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from ..step_panel import StepPanel, replace_fields
@@ -42,6 +43,9 @@ class RefinePanel(StepPanel):
         grid.addWidget(self.shifts, 2, 0)
         grid.addWidget(self.residuals, 2, 1)
         grid.setColumnStretch(2, 1)
+        self._tracks: np.ndarray | None = None
+        self._track_marks: pg.ScatterPlotItem | None = None
+        self._track_px = 1.0
         return box
 
     def show_result(self) -> None:
@@ -55,7 +59,7 @@ class RefinePanel(StepPanel):
         a = project.attrs(KEY)
         notes = json.loads(a.get("notes", "[]"))
         self.summary.setText(f"Method: {a.get('method', '?')}, {int(a.get('n_features', 0))} features, "
-                             f"source {a.get('source', '?')}." + (" " + " ".join(notes[-2:]) if notes else ""))
+                             f"source {a.get('source', '?')}." + (" " + "; ".join(notes[-2:]) + "." if notes else ""))
         refined = project.read_array(f"{KEY}/angles_deg")
         nominal = project.read_array(f"{KEY}/nominal_angles_deg")
         frames = np.arange(len(refined))
@@ -65,6 +69,9 @@ class RefinePanel(StepPanel):
             self.angles.plot(frames, project.read_array("truth/rapid_angles_deg"), pen=pen(2, 1),
                              name="true (synthetic)")
         self.delta.plot(frames, refined - nominal, pen=pen(1), symbol="o", symbolSize=4, name="refined − nominal")
+        if "truth/rapid_angles_deg" in project:
+            self.delta.plot(frames, project.read_array("truth/rapid_angles_deg") - nominal, pen=pen(2, 1),
+                            name="true − nominal (synthetic)")
         shifts = project.read_array(f"{KEY}/shifts_px")
         self.shifts.plot(frames, shifts[:, 0], pen=pen(0), name="dy")
         self.shifts.plot(frames, shifts[:, 1], pen=pen(1), name="dx")
@@ -75,9 +82,35 @@ class RefinePanel(StepPanel):
                                 name="residual")
         else:
             self.residuals.setTitle("Residual per frame (none: no features were followed)")
+        self._tracks = None
         if "processed/aligned" in project:
             s = project.read_series("processed/aligned")
+            self._track_px = s.pixel_size_nm
+            if f"{KEY}/tracks_px" in project:
+                self._tracks = project.read_array(f"{KEY}/tracks_px")
+                self.aligned.set_title(f"Aligned series with the {self._tracks.shape[1]} followed features "
+                                       "(green; slider: tilt angle in °)")
+            else:
+                self.aligned.set_title("Aligned series (slider: tilt angle in °)")
             self.aligned.set_image(s.frames, s.pixel_size_nm, xvals=s.angles_deg)
+            self.aligned.view.setCurrentIndex(int(np.argmin(np.abs(s.angles_deg))))
+        self._show_tracks()
+
+    def _show_tracks(self) -> None:
+        """Mark where the followed features were measured in the frame on show."""
+        if self._track_marks is None:
+            self._track_marks = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#33ff66", width=1.5), brush=None,
+                                                   symbol="o")
+            self.aligned.plot_item().addItem(self._track_marks)
+            self.aligned.view.sigTimeChanged.connect(lambda *_: self._show_tracks())
+        if self._tracks is None:
+            self._track_marks.setData([], [])
+            return
+        k = min(max(int(self.aligned.view.currentIndex), 0), self._tracks.shape[0] - 1)
+        pts = self._tracks[k]
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        px = self._track_px
+        self._track_marks.setData((pts[:, 1] + 0.5) * px, (pts[:, 0] + 0.5) * px)
 
     def quick_params(self, name: str, params: Any) -> Any:
         return replace_fields(params, rounds=1, max_features=150)

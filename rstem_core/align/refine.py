@@ -99,6 +99,10 @@ class AlignmentResult:
         Features kept by the refinement (0 for the other methods).
     notes : list of str
         What happened, for the log.
+    tracks_px : ndarray, shape (n, m, 2), optional
+        The kept features as measured in every frame, (row, col) in the aligned frames' pixels
+        (tilt axis along x, the frame's shift removed); NaN where a feature was not used in a
+        frame. None when no features were followed.
     """
 
     angles_deg: np.ndarray
@@ -111,6 +115,7 @@ class AlignmentResult:
     coarse_shifts_px: np.ndarray
     n_features: int = 0
     notes: list[str] = field(default_factory=list)
+    tracks_px: np.ndarray | None = None
 
 
 def default_binning(shape: tuple[int, int], work_px: int = 256) -> int:
@@ -314,6 +319,7 @@ def refine_alignment(
     progress(0.35, f"volume {nz} px thick for the refinement")
 
     used_method = "coarse" if method == "coarse" else None
+    tracks_binned = None
     residuals = np.full(n, np.nan)
     weak = np.zeros(n, dtype=bool)
     n_kept = 0
@@ -334,6 +340,7 @@ def refine_alignment(
             axis += outcome["axis"]
             residuals = outcome["residuals"] * b
             weak = outcome["weak"]
+            tracks_binned = outcome["tracks"]
             used_method = "features"
             notes.append(f"feature refinement: {n_kept} features kept")
         else:
@@ -378,8 +385,12 @@ def refine_alignment(
     flags[~usable] |= FLAG_EXCLUDED
     flags[weak & usable] |= FLAG_WEAK
     flags[residual_outliers(residuals) & usable] |= FLAG_OUTLIER
+    tracks = None
+    if used_method == "features" and tracks_binned is not None:
+        # binned (row, col) of the turned frames -> full pixels of the aligned frames
+        tracks = (tracks_binned - shifts[:, None, :]) * b + (b - 1) / 2
     return AlignmentResult(angles, full_shifts, float(axis), residuals, flags, used_method, contrast,
-                           coarse_full, n_kept, notes)
+                           coarse_full, n_kept, notes, tracks)
 
 
 def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth, fit_axis,
@@ -442,7 +453,12 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
     counts = result.used.sum(axis=1) if result is not None else np.zeros(n)
     weak = counts < max(3, 0.1 * np.median(counts[usable])) if result is not None else np.ones(n, dtype=bool)
     residuals = result.frame_residual_px if result is not None else np.full(n, np.nan)
-    return {"angles": angles, "shifts": shifts, "axis": axis, "kept": kept, "residuals": residuals, "weak": weak}
+    followed = None
+    if result is not None and kept > 0:
+        keep = result.kept_features
+        followed = np.where(result.used[:, keep, None], tracks.positions_px[:, keep], np.nan)
+    return {"angles": angles, "shifts": shifts, "axis": axis, "kept": kept, "residuals": residuals, "weak": weak,
+            "tracks": followed}
 
 
 def _only(tracks: Tracks, keep: np.ndarray) -> Tracks:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from rstem_core.align import refine_alignment
+from rstem_core.align import apply_alignment, refine_alignment
 from rstem_core.analysis.refine_scores import angle_rms_deg, nominal_angle_rms_deg, shift_rms_px
 from rstem_core.errors import Cancelled, RstemError
 from rstem_core.exporting import export
@@ -205,6 +205,16 @@ def test_denoised_frames_without_persistent_structure_are_not_trusted_for_the_ge
         assert any("refined on /processed/corrected" in n for n in notes)
         assert proj.read_series(ALIGNED).metadata["aligned_from"] == "/processed/denoised"
         assert angle_rms_deg(proj) < 0.5 * nominal_angle_rms_deg(proj)
+        # the followed features are stored where they lie in the aligned frames: on dark lines
+        tracks = proj.read_array(f"{OUTPUT}/tracks_px")
+        assert tracks.shape == (raw.n_frames, int(proj.attrs(OUTPUT)["n_features"]), 2)
+        clean = apply_alignment(proj.read_array("truth/rapid_clean_undistorted"),
+                                proj.read_array(f"{OUTPUT}/shifts_px"), 0.0)
+        k = raw.n_frames // 2
+        pts = tracks[k][np.all(np.isfinite(tracks[k]), axis=1)]
+        assert len(pts) >= 10
+        on_features = ndi.map_coordinates(clean[k], pts.T, order=1)
+        assert np.median(on_features) < np.percentile(clean[k], 20)
 
 
 @pytest.mark.slow
