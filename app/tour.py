@@ -95,9 +95,13 @@ class ScreenshotTour(QObject):
     def _paint_canvas(self, image: QImage, panel) -> None:  # noqa: ANN001
         """Draw the GL canvas's own rendering over its place (grab() may miss GL content)."""
         native = panel.view.canvas.native
-        rgba = panel.view.render()
-        h, w = rgba.shape[:2]
-        frame = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        panel.view.canvas.update()
+        QApplication.processEvents()
+        frame = native.grabFramebuffer()  # what the widget shows on the screen
+        if frame.isNull():
+            rgba = panel.view.render()
+            h, w = rgba.shape[:2]
+            frame = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
         ratio = image.devicePixelRatio() or 1.0
         top_left = native.mapTo(self.window, native.rect().topLeft())
         painter = QPainter(image)

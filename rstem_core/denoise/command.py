@@ -87,8 +87,8 @@ def add_denoise_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the trained U-Net (default; the starter model when none is trained) or a baseline")
     parser.add_argument("--source", default="auto", choices=["auto", "corrected", "raw"],
                         help="frames to denoise (auto: distortion-corrected when present)")
-    parser.add_argument("--tile", type=int, default=512, metavar="PX",
-                        help="largest U-Net tile edge in px (default 512: a 512 px frame is one tile)")
+    parser.add_argument("--tile", type=int, default=576, metavar="PX",
+                        help="largest U-Net tile edge in px (default 576: a 512 px frame with its border is one tile)")
     parser.add_argument("--overlap", type=int, default=32, metavar="PX", help="U-Net tile overlap in px (default 32)")
     parser.add_argument("--batch", type=int, default=4, help="U-Net tiles per network call (default 4)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")

@@ -64,19 +64,27 @@ def pick_device(device: str = "auto") -> torch.device:
     return dev
 
 
+#: least mirrored border around a frame before the network sees it, px
+BORDER_PX = 12
+
+
 def axis_tiles(length: int, tile_max: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
     """Tile size and start positions along one axis of ``length`` px.
 
     The fewest tiles of at most ``tile_max`` px (rounded up to ``multiple``) that overlap by at
     least ``overlap`` px, all of one size as small as that allows, spread evenly; a length below
     one tile gives one tile of the length rounded up to ``multiple`` (the frame is padded).
+    Starts are multiples of ``multiple``; the last tile may end past ``length`` (padded too).
     """
     tile_max = math.ceil(tile_max / multiple) * multiple
     if length <= tile_max:
         return math.ceil(length / multiple) * multiple, [0]
     n = math.ceil((length - overlap) / max(tile_max - overlap, 1))
     tile = min(tile_max, math.ceil(math.ceil((length + (n - 1) * overlap) / n) / multiple) * multiple)
-    starts = np.round(np.linspace(0, length - tile, n)).astype(int).tolist()
+    # starts on the network's grid (its pooling is not shift-equivariant between grid phases, so
+    # tiles at other phases would disagree in their overlaps); the last tile may pass the end
+    last = math.ceil((length - tile) / multiple) * multiple
+    starts = sorted({int(round(v / multiple)) * multiple for v in np.linspace(0, last, n)})
     return tile, starts
 
 
@@ -113,7 +121,7 @@ def denoise_frames(
     frames: np.ndarray,
     model: DenoiserModel,
     *,
-    tile_px: int = 512,
+    tile_px: int = 576,
     overlap_px: int = 32,
     batch_size: int = 4,
     device: str = "auto",
@@ -129,7 +137,7 @@ def denoise_frames(
     model : DenoiserModel
     tile_px : int
         Largest tile edge in px; a frame is cut into the fewest tiles of at most this size (a
-        512 px frame is one tile by default). Larger tiles waste less work on overlaps and need
+        512 px frame with its mirrored border is one tile by default). Larger tiles waste less work on overlaps and need
         more memory (about 40 MB per 512 x 512 tile for the default network).
     overlap_px : int
         Overlap of neighbouring tiles in px, blended with raised-cosine weights (>= 2x the
@@ -168,9 +176,14 @@ def denoise_frames(
     net = model.network
     m = net.size_multiple
     ranges = frame_range(stack, model.percentiles)
-    norm = normalise(stack, ranges)
-    (tile_r, tile_c), layout = tile_layout((rows, cols), tile_px, overlap_px, m)
-    pad_r, pad_c = max(0, tile_r - rows), max(0, tile_c - cols)
+    # a mirrored border of one size multiple keeps the convolutions' zero padding (a bright or
+    # dark rim) outside the frame
+    margin = m * math.ceil(BORDER_PX / m)
+    norm = np.pad(normalise(stack, ranges), ((0, 0), (margin, margin), (margin, margin)), mode="symmetric")
+    (tile_r, tile_c), layout = tile_layout(norm.shape[1:], tile_px, overlap_px, m)
+    prows0, pcols0 = norm.shape[1:]
+    pad_r = max(0, max(r for r, _, _ in layout) + tile_r - prows0)
+    pad_c = max(0, max(c for _, c, _ in layout) + tile_c - pcols0)
     if pad_r or pad_c:
         norm = np.pad(norm, ((0, 0), (0, pad_r), (0, pad_c)), mode="symmetric")
     prows, pcols = norm.shape[1:]
@@ -195,6 +208,6 @@ def denoise_frames(
             done = min(b0 + batch_size, len(jobs))
             progress(done / len(jobs), f"denoised {done}/{len(jobs)} tiles of {tile_r}x{tile_c} px")
     model.network.to("cpu").to(memory_format=torch.contiguous_format)
-    out = (out / weight_sum.astype(np.float32))[:, :rows, :cols]
+    out = (out / weight_sum.astype(np.float32))[:, margin:margin + rows, margin:margin + cols]
     result = denormalise(out, ranges)
     return result[0] if squeeze else result

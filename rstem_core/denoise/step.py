@@ -48,7 +48,8 @@ class DenoiseParams:
     source : {"auto", "corrected", "raw"}
         Frames to denoise: "auto" takes the distortion-corrected series when it exists.
     tile_px, overlap_px : int
-        U-Net tiling: largest tile edge and least overlap, px (a 512 px frame is one tile).
+        U-Net tiling: largest tile edge and least overlap, px (a 512 px frame with its mirrored
+        border is one tile).
     batch_size : int
         U-Net tiles per network call.
     device : str
@@ -59,7 +60,7 @@ class DenoiseParams:
 
     method: str = "unet"
     source: str = "auto"
-    tile_px: int = 512
+    tile_px: int = 576
     overlap_px: int = 32
     batch_size: int = 4
     device: str = "auto"
