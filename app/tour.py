@@ -26,8 +26,10 @@ SETTLE_MS = 600
 class ScreenshotTour(QObject):
     """Drive ``window`` through the pipeline and save ``NN_page.png`` files into ``folder``."""
 
-    def __init__(self, window: MainWindow, folder: Path, size: int = 128, frames: int = 31) -> None:
+    def __init__(self, window: MainWindow, folder: Path, size: int = 128, frames: int = 31,
+                 *, quit_when_done: bool = True) -> None:
         super().__init__(window)
+        self.quit_when_done = quit_when_done
         self.window = window
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -95,13 +97,9 @@ class ScreenshotTour(QObject):
     def _paint_canvas(self, image: QImage, panel) -> None:  # noqa: ANN001
         """Draw the GL canvas's own rendering over its place (grab() may miss GL content)."""
         native = panel.view.canvas.native
-        panel.view.canvas.update()
-        QApplication.processEvents()
-        frame = native.grabFramebuffer()  # what the widget shows on the screen
-        if frame.isNull():
-            rgba = panel.view.render()
-            h, w = rgba.shape[:2]
-            frame = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        rgba = panel.view.render()  # what the widget shows on the screen
+        h, w = rgba.shape[:2]
+        frame = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
         ratio = image.devicePixelRatio() or 1.0
         top_left = native.mapTo(self.window, native.rect().topLeft())
         painter = QPainter(image)
@@ -111,6 +109,8 @@ class ScreenshotTour(QObject):
 
     def _finish(self) -> None:
         print(f"rstem-gui: saved {len(self.saved)} screenshots in {self.folder}", file=sys.stderr, flush=True)
+        if not self.quit_when_done:
+            return
         self.window.setProperty("force_close", True)
         self.window.close()
         QApplication.instance().exit(0 if len(self.saved) >= len(PAGE_KEYS) else 1)

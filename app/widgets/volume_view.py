@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from vispy import scene
 from vispy.visuals.transforms import STTransform
@@ -176,7 +177,20 @@ class VolumeView(QWidget):
 
     # -- output -------------------------------------------------------------------------------
     def render(self) -> np.ndarray:
-        """The current image, (rows, cols, 4) uint8 RGBA."""
+        """The current image as shown, (rows, cols, 4) uint8 RGBA.
+
+        A shown canvas is read from its own framebuffer (what the user sees); an off-screen
+        render of the scene can differ from it on some OpenGL drivers (repeated copies of the
+        volume were seen with Mesa llvmpipe), so it is only the fallback for a hidden canvas.
+        """
+        native = self.canvas.native
+        if native.isVisible():
+            image = native.grabFramebuffer()
+            if not image.isNull():
+                image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+                w, h = image.width(), image.height()
+                raw = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
+                return raw.reshape(h, image.bytesPerLine())[:, : 4 * w].reshape(h, w, 4).copy()
         return np.asarray(self.canvas.render(alpha=False))
 
     def save_png(self, path: str | Path) -> Path:

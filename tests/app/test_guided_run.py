@@ -30,7 +30,7 @@ def test_guided_run_from_new_demo_to_export(qtbot, tmp_path: Path) -> None:  # n
     window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1400, 900)
     window.show()
-    tour = ScreenshotTour(window, tmp_path / "shots", size=64, frames=9)
+    tour = ScreenshotTour(window, tmp_path / "shots", size=64, frames=9, quit_when_done=False)
     try:
         tour.start()
         qtbot.waitUntil(lambda: len(tour.saved) == len(PAGE_KEYS), timeout=300_000)
