@@ -29,6 +29,7 @@ class ImagePanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         self.title = QLabel(f"<b>{title}</b>")
+        self.title.setWordWrap(True)  # a long title must not set the page's minimum width
         layout.addWidget(self.title)
         self.view = pg.ImageView(view=pg.PlotItem())
         self.view.ui.roiBtn.hide()

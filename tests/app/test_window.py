@@ -139,3 +139,27 @@ def test_parameter_form_has_units_tooltips_and_choices() -> None:
     form.reset_defaults()
     assert form.params() == ReconstructionParams()
     assert dataclasses.is_dataclass(form.params())
+
+
+def test_window_state_and_recent_projects_are_remembered(qtbot, project_path, tmp_path) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QSettings
+    from rstem_app.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "remember.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(settings)
+    first.show()
+    assert first.minimumSizeHint().width() <= 1280  # every page fits a 1280 px wide screen
+    first.resize(1200, 800)
+    assert first.open_project(project_path)
+    qtbot.wait(200)
+    size = (first.width(), first.height())
+    first.close()
+    second = MainWindow(QSettings(str(tmp_path / "remember.ini"), QSettings.Format.IniFormat))
+    second.show()
+    try:
+        assert (second.width(), second.height()) == size
+        recent = [a.text() for a in second.recent_menu.actions()]
+        assert recent and str(project_path) in recent[0]
+    finally:
+        second.setProperty("force_close", True)
+        second.close()
