@@ -183,15 +183,20 @@ def write_report(project: Project, folder: Path | None = None) -> Path:
         entry = last.get(step.name, {})
         st = states[step.name]
         params = entry.get("params")
+        said = [str(n) for n in entry.get("notes", []) or []]
+        if st.state == "not run" and not step.ready(project):
+            said = [f"skipped: {step.missing}"]
+        elif entry.get("status") == "failed":
+            said = [f"failed: {entry.get('error', '')}"]
         rows.append([
             html.escape(step.title), html.escape(st.state + (f" ({st.reason})" if st.reason else "")),
-            _fmt(entry.get("duration_s", "")),
+            _fmt(entry.get("duration_s", "")), html.escape("; ".join(said)),
             f"<code>{html.escape(json.dumps(params))}</code>" if params else "",
         ])
     parts = [f"<h1>rstem report: {html.escape(project.path.name)}</h1>",
              f"<p>{html.escape(str(project.attrs('/').get('software', '')))}, "
              f"modified {html.escape(str(project.attrs('/').get('modified', '')))}</p>",
-             "<h2>Steps</h2>", _table(rows, ["step", "state", "time (s)", "parameters"])]
+             "<h2>Steps</h2>", _table(rows, ["step", "state", "time (s)", "what happened", "parameters"])]
     report = project.read_json("evaluation/report") if "evaluation/report" in project else {}
     if report:
         numbers = [[html.escape(k), _fmt(v)] for k, v in report.items()

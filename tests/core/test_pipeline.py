@@ -170,3 +170,27 @@ def test_a_step_that_completes_its_parameters_is_done_after_its_run(tmp_path: Pa
         assert proj.params("models/denoiser")["exclude_areas"]
         assert pipeline.step_states(proj)["train"].state == "done"
         assert pipeline.params_for(proj, "train").exclude_areas == tuple(proj.params("models/denoiser")["exclude_areas"])
+
+
+def test_a_project_with_only_a_rapid_series_still_gives_a_volume_and_says_what_it_skipped(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only = tmp_path / "only.h5"
+    with Project.open(demo) as proj:
+        rapid = proj.read_series("raw/rapid")
+    with Project.create(only) as proj:
+        with proj.edit() as w:
+            w.write_series("raw/rapid", rapid)
+        pipeline.save_params(proj, "reconstruct", QUICK_RECON)
+    assert main(["run", str(only)]) == 0
+    out = capsys.readouterr().out
+    for step, why in (("calibrate", "no grating pair"), ("curate", "no training areas"),
+                      ("train", "starter denoiser"), ("evaluate", "")):
+        line = next(s for s in out.splitlines() if s.startswith(step))
+        assert ("skipped" in line and why in line) or step == "evaluate"
+    with Project.open(only) as proj:
+        assert proj.read_volume("reconstruction/volume").data.shape[1:] == (32, 32)
+        assert proj.read_series("processed/denoised").metadata["denoise_model"] == "starter"
+        assert "processed/alignment" in proj
+    page = (tmp_path / "only_report" / "index.html").read_text()
+    assert "skipped: no grating pair imported" in page and "skipped: no training areas imported" in page
