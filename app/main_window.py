@@ -22,12 +22,14 @@ from PySide6.QtWidgets import (
 from rstem_core.errors import ProjectLockedError
 from rstem_core.progress import CancelToken, ProgressFn
 
+from .about import about_dialog, guide_dialog
 from .errors import logger, show_error
 from .panel import Panel
 from .panels import build_panels
 from .session import PAGE_KEYS, Session
 from .step_list import StepList
 from .step_panel import StepPanel
+from .welcome import WelcomePage, app_icon
 from .worker import Worker
 
 MAX_RECENT = 8
@@ -69,7 +71,17 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.step_list)
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(splitter)
+        self.steps_view = splitter
+        self.welcome = WelcomePage(self._recent)
+        self.welcome.open_demo.connect(lambda: self.new_demo())
+        self.welcome.import_series.connect(self.import_series)
+        self.welcome.open_project.connect(self.open_dialog)
+        self.welcome.open_recent.connect(self.open_project)
+        self.front = QStackedWidget()
+        self.front.addWidget(self.welcome)
+        self.front.addWidget(splitter)
+        self.setCentralWidget(self.front)
+        self.setWindowIcon(app_icon())
         self._build_status_bar()
         self._build_menus()
         self.step_list.currentRowChanged.connect(self._show_row)
@@ -145,7 +157,11 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "Run this step", self.run_current, "Ctrl+R")
         self._action(run_menu, "Cancel", self.cancel_current, "Esc")
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Guide", lambda: guide_dialog(self).exec(), QKeySequence.StandardKey.HelpContents,
+                     "What each step does and how to judge its result")
         self._action(help_menu, "Open log folder", self._open_log)
+        self._action(help_menu, "&About rstem", lambda: about_dialog(self).exec(),
+                     tip="Version and the licences of the parts rstem is built with")
         QShortcut(QKeySequence("F5"), self, activated=self.session.refresh)
         self._update_recent()
 
@@ -183,7 +199,10 @@ class MainWindow(QMainWindow):
         if project is None:
             self.project_label.setText("No project open: File › Open, New, or New demo project")
             self.setWindowTitle("rstem — rapid STEM tomography")
+            self.welcome.refresh()
+            self.front.setCurrentWidget(self.welcome)
         else:
+            self.front.setCurrentWidget(self.steps_view)
             self.project_label.setText(f"Project: {project.path}  (saved automatically)")
             self.setWindowTitle(f"{project.path.name} — rstem")
             self._add_recent(project.path)
@@ -240,6 +259,13 @@ class MainWindow(QMainWindow):
         if path:
             self.settings.setValue("files/last_folder", str(Path(path).parent))
             self.open_project(path)
+
+    def import_series(self) -> None:
+        """New project, then straight to importing its rapid tilt series (the welcome page's way in)."""
+        self.new_project()
+        if self.session.project is not None and "raw/rapid" not in self.session.project:
+            self.show_page("project")
+            self.panels["project"].roles["rapid"].choose()
 
     def new_project(self) -> None:
         start = str(self.settings.value("files/last_folder", str(Path.home())))

@@ -83,10 +83,11 @@ class RoleBox(QFrame):
         text.addWidget(self.status)
         row.addLayout(text, 1)
         self.button = QPushButton("Import…")
-        self.button.clicked.connect(self._choose)
+        self.button.clicked.connect(self.choose)
         row.addWidget(self.button)
 
-    def _choose(self) -> None:
+    def choose(self) -> None:
+        """Ask for files of this role and import them."""
         files, _ = QFileDialog.getOpenFileNames(self, f"Import {ROLE_HELP[self.role][0].lower()}",
                                                 str(Path.home()), FILE_FILTER)
         if files:
