@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo-frames", type=int, default=31, help="demo frames per series")
     parser.add_argument("--screenshot", type=Path, metavar="DIR",
                         help="with --demo: run the pipeline, save one PNG per page into DIR and quit")
+    parser.add_argument("--startup-time", action="store_true",
+                        help="print the seconds from the process start to the shown window, then quit")
     return parser
+
+
+def seconds_since_process_start() -> float | None:
+    """Seconds since this process started (Linux: from /proc), None where unknown."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.resize(1500, 920)
     window.show()
     logger().info("rstem-gui started")
+    if args.startup_time:
+        def report() -> None:
+            elapsed = seconds_since_process_start()
+            print(f"rstem-gui: window shown after {elapsed:.2f} s" if elapsed is not None
+                  else "rstem-gui: window shown (start time unknown)", flush=True)
+            window.setProperty("force_close", True)
+            window.close()
+            app.exit(0)
+
+        QTimer.singleShot(0, report)
+        return app.exec()
     if args.screenshot:
         from .tour import ScreenshotTour
 

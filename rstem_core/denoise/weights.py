@@ -198,6 +198,8 @@ def starter_path() -> Path:
         Path(__file__).resolve().parents[2] / "resources" / STARTER_NAME,
         Path(sys.prefix) / "share" / "rstem" / "resources" / STARTER_NAME,
     ]
+    if hasattr(sys, "_MEIPASS"):  # the desktop bundle (packaging/rstem.spec)
+        candidates.insert(0, Path(sys._MEIPASS) / "resources" / STARTER_NAME)
     for path in candidates:
         if path.is_file():
             return path

@@ -60,3 +60,15 @@ def test_about_lists_the_parts_with_versions_and_licences() -> None:
     for part in ("PySide6-Essentials", "torch", "vispy", "numpy", "LGPL-3.0", "BSD-3-Clause"):
         assert part in page
     assert "rstem 0." in page and "not installed</td><td>LGPL" not in page
+
+
+def test_startup_time_is_reported_and_the_window_quits() -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "rstem_app.main", "--startup-time"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "HOME": os.environ.get("HOME", "/tmp")})
+    assert out.returncode == 0, out.stderr
+    seconds = float(out.stdout.split("window shown after ")[1].split(" s")[0])
+    assert 0 < seconds < 120
