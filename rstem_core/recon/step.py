@@ -71,6 +71,8 @@ class ReconstructionParams:
     source : {"auto", "aligned", "denoised", "corrected", "raw"}
         Which series to reconstruct.
     backend : {"torch", "astra", "tomopy"}
+        The built-in engine (CPU or GPU, every scan row its own angle), or ASTRA / TomoPy when
+        installed (one angle per frame).
     device : str
         "auto" (GPU when present), "cpu" or "cuda".
     preprocessing : BinarizeParams
