@@ -29,5 +29,5 @@ shots=$(ls "$work"/shots/*.png | wc -l)
 [ "$shots" -ge 9 ] || { echo "only $shots screenshots" >&2; exit 1; }
 size=$(du -sm "$bundle" | cut -f1)
 printf '{"bundle_mb": %s, "gui_cold_start_s": %s, "cli_demo_run_s": %.1f, "gui_tour_s": %.1f, "screenshots": %s, "position_error_nm": %s}\n' \
-  "$size" "${start:-null}" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$shots" \
+  "$size" "${start:-null}" "$(awk "BEGIN{print $t1 - $t0}")" "$(awk "BEGIN{print $t2 - $t1}")" "$shots" \
   "$(sed -n 's/.*"position_error_nm": \({[^}]*}\).*/\1/p' "$work/eval.json")"

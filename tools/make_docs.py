@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rstem_app.params_form import field_docs, label_of, unit_of
 from rstem_app.welcome import guide_text
+
 from rstem_core import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -290,9 +290,9 @@ def baseline_denoisers(
 ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """The non-learning baselines (default: all) with their default parameters, as frame -> frame
     callables."""
-    from ..denoise.baselines import BASELINES, denoise_baseline
+    from ..denoise.baselines import BASELINES, available_baselines, denoise_baseline
 
-    chosen = BASELINES if methods is None else tuple(methods)
+    chosen = available_baselines() if methods is None else tuple(methods)
     return {m: (lambda frame, m=m: denoise_baseline(frame, m)) for m in chosen if m in BASELINES}
 
 
@@ -347,6 +347,8 @@ def denoise_scores(
     records = test_images(project, areas, frame_index=frame_index)
     denoisers = baseline_denoisers(methods)
     notes: list[str] = []
+    if methods is None and "bm3d" not in denoisers:
+        notes.append("bm3d skipped: the optional package bm3d is not installed")
     want_unet = methods is None or "unet" in methods
     if want_unet and unet_model is not None:
         from ..denoise.inference import denoise_frames

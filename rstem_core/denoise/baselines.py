@@ -47,9 +47,21 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..errors import RstemError
 from ..progress import CancelToken, ProgressFn, no_progress
 
 BASELINES = ("bm3d", "gaussian", "median", "nlm")
+
+
+def available_baselines() -> tuple[str, ...]:
+    """The baselines whose packages are installed (BM3D is optional)."""
+    import importlib.util
+
+    try:
+        has_bm3d = importlib.util.find_spec("bm3d") is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules["bm3d"] = None
+        has_bm3d = False
+    return tuple(m for m in BASELINES if m != "bm3d" or has_bm3d)
 
 #: standard deviation of a normal variable per median absolute deviation
 _MAD_TO_SIGMA = 1.482602218505602
@@ -178,7 +190,11 @@ def _bm3d(
     sigma_scale: float = 1.0,
     **_: Any,
 ) -> np.ndarray:
-    import bm3d
+    try:
+        import bm3d
+    except ImportError:
+        raise RstemError("BM3D needs the optional package bm3d (pip install bm3d, licensed for "
+                         "non-commercial use); choose another method") from None
 
     if noise_model not in ("psd", "white"):
         raise ValueError(f"noise_model must be 'psd' or 'white', got {noise_model!r}")

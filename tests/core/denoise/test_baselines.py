@@ -122,3 +122,17 @@ def test_nan_input_is_refused():
     frame[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         denoise_baseline(frame, "gaussian")
+
+
+def test_without_the_optional_bm3d_package_it_is_left_out_with_a_clear_message(monkeypatch) -> None:
+    import sys
+
+    from rstem_core.analysis.denoise_scores import baseline_denoisers
+    from rstem_core.denoise.baselines import available_baselines, denoise_baseline
+    from rstem_core.errors import RstemError
+
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # as in an installation without it
+    assert "bm3d" not in available_baselines() and "gaussian" in available_baselines()
+    assert set(baseline_denoisers()) == {"gaussian", "median", "nlm"}
+    with pytest.raises(RstemError, match="optional package bm3d"):
+        denoise_baseline(np.ones((16, 16), np.float32), "bm3d", sigma=1.0)
