@@ -22,8 +22,12 @@ HELP_DIR = Path(__file__).with_name("help")
 
 
 def guide_text() -> str:
-    """The built-in guide (Markdown)."""
-    return (HELP_DIR / "guide.md").read_text(encoding="utf-8")
+    """The built-in guide (Markdown); a short note when the installation lacks it."""
+    try:
+        return (HELP_DIR / "guide.md").read_text(encoding="utf-8")
+    except OSError:
+        return ("# rstem\n\nThe guide is missing from this installation; the README and the docs folder "
+                "of rstem hold the same text.")
 
 
 def app_icon() -> QIcon:
