@@ -25,6 +25,7 @@ import torch
 
 from rstem_core.denoise.inference import denoise_frames
 from rstem_core.denoise.network import UNet
+from rstem_core.denoise.step import DenoiseParams
 from rstem_core.denoise.weights import DenoiserModel
 
 #: (depth, base_channels, unshuffle, convs_per_level) to compare; the first is the default shape
@@ -59,7 +60,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--frames", type=int, default=8, help="frames per timed run (default 8)")
     parser.add_argument("--size", type=int, default=512, help="frame edge, px (default 512)")
-    parser.add_argument("--tile", type=int, default=512, help="largest tile edge, px (default 512, as the step)")
+    parser.add_argument("--tile", type=int, default=DenoiseParams().tile_px,
+                        help="largest tile edge, px (default: the denoise step's own)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per shape; the best counts")
     parser.add_argument("--shapes", nargs="*", default=None, metavar="D,W,U,C",
                         help="U-Net shapes depth,width,unshuffle,convs (default: a comparison set)")
