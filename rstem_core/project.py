@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .errors import ProjectError, ProjectLockedError, SchemaVersionError
+from .errors import ProjectError, ProjectLockedError, RstemError, SchemaVersionError
 from .model import TiltSeries, Volume
 
 try:  # POSIX advisory locks; Windows falls back to msvcrt below.
@@ -622,3 +622,31 @@ class Project:
                 src.copy(src[name], dst, name=name)
         tmp.unlink()
         return packed
+
+
+def pick_series(project: Project, sources: dict[str, str], source: str, purpose: str) -> str:
+    """The project key of the series a step works on.
+
+    Parameters
+    ----------
+    sources : dict
+        ``{name: project key}`` in order of preference (the most processed first).
+    source : str
+        ``"auto"`` (the first one the project holds) or one of ``sources``.
+    purpose : str
+        What the step does with it, for the message ("to denoise").
+
+    Raises
+    ------
+    RstemError
+        The chosen series is missing, or (``auto``) the project holds none of them.
+    """
+    if source != "auto":
+        key = sources[source]
+        if key not in project:
+            raise RstemError(f"{project.path.name} has no {source} series {purpose}")
+        return key
+    for key in sources.values():
+        if key in project:
+            return key
+    raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")

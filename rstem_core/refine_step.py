@@ -53,7 +53,7 @@ from .align.signal import CONTRASTS
 from .errors import RstemError
 from .model import TiltSeries
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
-from .project import Project
+from .project import Project, pick_series
 
 SOURCES = {"denoised": "processed/denoised", "corrected": "processed/corrected", "raw": "raw/rapid"}
 OUTPUT = "processed/alignment"
@@ -156,15 +156,7 @@ class RefineParams:
 
 def choose_source(project: Project, source: str = "auto") -> str:
     """The project key of the rapid series to refine (the most processed one for ``auto``)."""
-    if source != "auto":
-        key = SOURCES[source]
-        if key not in project:
-            raise RstemError(f"{project.path.name} has no {source} rapid series to refine")
-        return key
-    for key in SOURCES.values():
-        if key in project:
-            return key
-    raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")
+    return pick_series(project, SOURCES, source, "to refine")
 
 
 def _trustworthy_source(project: Project, denoised: TiltSeries, progress: ProgressFn) -> tuple[str, TiltSeries, str]:

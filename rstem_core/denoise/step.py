@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import Cancelled, RstemError
 from ..model import TiltSeries
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
-from ..project import Project
+from ..project import Project, pick_series
 from .training import TrainParams, train_denoiser
 from .weights import MODEL_KEY, DenoiserModel, load_from_project, save_to_project, starter_model
 
@@ -157,15 +157,7 @@ def _keep_test_areas_out(project: Project, params: TrainParams) -> tuple[TrainPa
 
 def choose_source(project: Project, source: str = "auto") -> str:
     """The project key of the frames to denoise."""
-    if source != "auto":
-        key = SOURCES[source]
-        if key not in project:
-            raise RstemError(f"{project.path.name} has no {source} series to denoise")
-        return key
-    for key in SOURCES.values():
-        if key in project:
-            return key
-    raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")
+    return pick_series(project, SOURCES, source, "to denoise")
 
 
 def _unet(project: Project) -> tuple[DenoiserModel, str, list[str]]:

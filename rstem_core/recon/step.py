@@ -22,7 +22,7 @@ from ..binarize import BinarizeParams, preprocess
 from ..errors import RstemError
 from ..model import TiltSeries, Volume
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
-from ..project import Project
+from ..project import Project, pick_series
 from . import (
     ALGORITHMS,
     BACKENDS,
@@ -114,15 +114,7 @@ class ReconstructionParams:
 
 def choose_source(project: Project, source: str = "auto") -> str:
     """The project key of the series to reconstruct."""
-    if source != "auto":
-        key = SOURCES[source]
-        if key not in project:
-            raise RstemError(f"{project.path.name} has no {source} series to reconstruct")
-        return key
-    for key in SOURCES.values():
-        if key in project:
-            return key
-    raise RstemError(f"{project.path.name} has no rapid series: import one with `rstem import PROJECT rapid FILE`")
+    return pick_series(project, SOURCES, source, "to reconstruct")
 
 
 def frame_geometry_inputs(project: Project, key: str, series: TiltSeries) -> tuple[np.ndarray, np.ndarray | None]:
