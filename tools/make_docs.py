@@ -49,13 +49,19 @@ def _default(f: dataclasses.Field) -> str:
     return "automatic" if value is None else json.dumps(value) if not isinstance(value, str) else value
 
 
+def plain(text: str) -> str:
+    """Docstring markup as Markdown: roles (:class:`~.network.UNet`) as their last name, ``x`` as `x`."""
+    text = re.sub(r":\w+:`~?\.?([\w.]+)`", lambda m: m.group(1).split(".")[-1], text)
+    return text.replace("``", "`")
+
+
 def params_table(cls: type, prefix: str = "") -> list[str]:
     docs = field_docs(cls)
     rows, nested = [], []
     for f in dataclasses.fields(cls):
         kind, meaning = docs.get(f.name, ("", ""))
         _, unit = unit_of(f.name)
-        rows.append(f"| {prefix}{label_of(f.name)} | `{f.name}` | {_default(f)} | {unit.strip()} | {meaning} |")
+        rows.append(f"| {prefix}{label_of(f.name)} | `{f.name}` | {_default(f)} | {unit.strip()} | {plain(meaning)} |")
         value = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if dataclasses.is_dataclass(value):
             nested.append((label_of(f.name), type(value)))
