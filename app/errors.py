@@ -31,12 +31,22 @@ LOGGER_NAME = "rstem_app"
 UNATTENDED_PROPERTY = "rstem_unattended"
 
 
-def log_dir() -> Path:
-    """The folder of the application's log file (created when missing)."""
+def user_data_dir() -> Path:
+    """rstem's folder in the user's data location (created when missing): the log, demo projects."""
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
     folder = Path(base or Path.home() / ".local" / "share") / "rstem"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def log_dir() -> Path:
+    """The folder of the application's log file (created when missing)."""
+    return user_data_dir()
+
+
+def open_log_folder() -> None:
+    """Show the log folder in the desktop's file manager."""
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
 
 
 def log_path() -> Path:
@@ -101,7 +111,7 @@ def present_dialog(parent: QWidget | None, title: str, line: str, advice: str) -
     open_log = box.addButton("Open log folder", QMessageBox.ButtonRole.HelpRole)
     box.exec()
     if box.clickedButton() is open_log:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
+        open_log_folder()
 
 
 def _unattended() -> bool:

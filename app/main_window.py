@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -23,7 +23,7 @@ from rstem_core.errors import ProjectLockedError
 from rstem_core.progress import CancelToken, ProgressFn
 
 from .about import about_dialog, guide_dialog
-from .errors import logger, show_error
+from .errors import logger, open_log_folder, show_error, user_data_dir
 from .panel import Panel
 from .panels import build_panels
 from .session import PAGE_KEYS, Session
@@ -38,10 +38,7 @@ PROJECT_FILTER = "rstem projects (*.h5 *.hdf5);;All files (*)"
 
 def demo_folder() -> Path:
     """Where New demo project puts its file: the user's data folder."""
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
-    folder = Path(base or Path.home() / ".local" / "share") / "rstem"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return user_data_dir()
 
 
 class MainWindow(QMainWindow):
@@ -363,12 +360,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self._recent()))
 
     def _open_log(self) -> None:
-        from PySide6.QtCore import QUrl
-        from PySide6.QtGui import QDesktopServices
-
-        from .errors import log_dir
-
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
+        open_log_folder()
 
     # -- closing ------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
