@@ -5,8 +5,9 @@ thickness t/cos(theta), bend contours sweep across the field and the dislocation
 with tilt. The paper therefore binarised the series (Zhao et al., Methods and Supp. G). Here each
 frame is (1) divided by its smooth background (a wide median/Gaussian estimate), (2) turned into a
 positive dislocation signal ``1 - I / background`` (dark lines become bright), and (3) optionally
-thresholded per frame at ``median + k * noise`` of that signal, where the noise is estimated per
-frame, so the threshold follows the tilt-dependent signal-to-noise ratio. HAADF-like data, where
+(the paper's binarisation) thresholded per frame at ``median + k * noise`` of that signal, where
+the noise is estimated per frame, so the threshold follows the tilt-dependent signal-to-noise
+ratio. HAADF-like data, where
 intensity already grows with projected mass, use ``mode="none"``.
 """
 
@@ -29,8 +30,12 @@ class BinarizeParams:
     Attributes
     ----------
     mode : {"none", "normalize", "binarize"}
-        ``none`` for HAADF-like data; ``normalize`` gives the flattened positive signal;
-        ``binarize`` (the paper's choice) thresholds it per frame into 0/1.
+        ``none`` for HAADF-like data; ``normalize`` (the default) gives the flattened positive
+        signal; ``binarize`` (the paper's choice) thresholds it per frame into 0/1. On the
+        synthetic experiment at 512 px the normalised signal places dislocation centres better
+        (mean error 4.0 / 3.8 / 4.4 nm in x / y / z against 5.2 / 4.3 / 5.9 nm binarised, same
+        frames and geometry): a binarised line is a flat-topped band whose reconstruction
+        overshoots at its rim, and the threshold drops the faint parts of weak lines.
     background_px : float
         Width (Gaussian sigma, pixels) of the background estimate; several times the dislocation
         contrast width, well below the bend-contour spacing.
@@ -42,7 +47,7 @@ class BinarizeParams:
         True for bright-field (dislocations darker than background), False for dark-field.
     """
 
-    mode: str = "binarize"
+    mode: str = "normalize"
     background_px: float = 12.0
     threshold_sigma: float = 2.0
     smooth_px: float = 1.0

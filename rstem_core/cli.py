@@ -107,7 +107,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--iterations", type=int, default=50, help="SIRT/CGLS iterations (default 50)")
     p.add_argument("--relaxation", type=float, default=1.0, help="SIRT relaxation in (0, 2)")
     p.add_argument("--filter", default="ram-lak", help="FBP filter window")
-    p.add_argument("--preprocess", default="binarize", choices=["binarize", "normalize", "none"],
+    p.add_argument("--preprocess", default="normalize", choices=["normalize", "binarize", "none"],
                    help="contrast treatment before reconstruction (none for HAADF)")
     p.add_argument("--thickness", type=float, help="z extent in nm (default: estimated from the data)")
     p.add_argument("--binning", type=int, default=1, help="bin frames b x b for a quick preview")
@@ -159,8 +159,11 @@ def _build_parser() -> _Parser:
     p.add_argument("project", type=Path)
     p.add_argument("--reference", default="auto", choices=["auto", "slow", "truth"],
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
-    p.add_argument("--threshold", type=float, default=0.3,
+    p.add_argument("--threshold", type=float, default=0.2,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
+    p.add_argument("--min-prominence", type=float, default=0.15,
+                   help="how far (same fraction) two parts of a spot must rise above the pass between them to "
+                        "count as two dislocations (default 0.15)")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
     p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
     p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
@@ -360,6 +363,7 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
 
     try:
         params = EvaluationParams(reference=args.reference, threshold=args.threshold,
+                                  min_prominence=args.min_prominence,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

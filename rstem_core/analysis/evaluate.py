@@ -45,8 +45,13 @@ class EvaluationParams:
         Spots weaker than this fraction of a typical dislocation's brightness (the median over
         cross-sections of each section's brightest voxel) are not counted as dislocation centres
         (0..1). Lower it when weak dislocations are missed, raise it when noise is counted.
-    window_px : int
-        Half-size of the weighted-centroid window (paper eq. 1), voxels.
+    min_prominence : float
+        A spot splits into two centres only where each part rises this far (as a fraction of the
+        typical dislocation's brightness) above the pass between them (0..1); raise it when one
+        dislocation gives several centres, lower it when two close ones give one.
+    smooth_px : float
+        Gaussian smoothing (voxels) of each cross-section used to find the spots; the centres
+        are the intensity-weighted centroids of the unsmoothed spots (paper eq. 1).
     border_px : int
         Centres this close to the volume's faces are not counted (reconstruction edge
         artefacts), voxels; true crossings there are left out too.
@@ -63,8 +68,9 @@ class EvaluationParams:
     """
 
     reference: str = "auto"
-    threshold: float = 0.3
-    window_px: int = 2
+    threshold: float = 0.2
+    min_prominence: float = 0.15
+    smooth_px: float = 0.5
     border_px: int = 2
     max_distance_nm: float = 30.0
     register: bool = True
@@ -76,8 +82,10 @@ class EvaluationParams:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
-        if self.window_px < 1:
-            raise ValueError(f"window_px must be >= 1, got {self.window_px}")
+        if not 0 < self.min_prominence < 1:
+            raise ValueError(f"min_prominence must lie in (0, 1), got {self.min_prominence}")
+        if self.smooth_px < 0:
+            raise ValueError(f"smooth_px must not be negative, got {self.smooth_px}")
         if not self.max_distance_nm > 0:
             raise ValueError(f"max_distance_nm must be positive, got {self.max_distance_nm}")
 
@@ -109,7 +117,8 @@ def step_timings(project: Project) -> dict[str, float]:
 
 
 def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> dict[str, np.ndarray]:
-    kw = {"threshold": params.threshold, "window_px": params.window_px, "border_px": params.border_px}
+    kw = {"threshold": params.threshold, "min_prominence": params.min_prominence, "smooth_px": params.smooth_px,
+          "border_px": params.border_px}
     return {axis: section_centres(volume, voxel_nm, axis=axis, **kw) for axis in ("x", "y")}
 
 

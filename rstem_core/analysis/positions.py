@@ -2,7 +2,7 @@
 
 Following the paper (eq. 1, Supp. F, Fig. 6-7): in every yz cross-section (one x column of the
 volume) the dislocations cut the plane as bright spots; a spot's centre is the intensity-weighted
-centroid of the voxels around a local maximum. Centres of two volumes (or of a volume and the true
+centroid of its voxels (one centre per spot, see :func:`find_centres_yz`). Centres of two volumes (or of a volume and the true
 lines) in the same cross-section are paired by nearest neighbour, and the mean absolute
 differences per axis are the positional errors |dGx|, |dGy|, |dGz|.
 
@@ -34,13 +34,21 @@ def find_centres_yz(
     volume: np.ndarray,
     voxel_nm: float,
     *,
-    threshold: float = 0.3,
-    window_px: int = 2,
-    min_separation_px: int = 3,
+    threshold: float = 0.2,
+    min_prominence: float = 0.15,
+    smooth_px: float = 0.5,
     step: int = 1,
     border_px: int = 0,
 ) -> Centres:
     """Centres of bright spots in every yz cross-section (x column) of a (z, y, x) volume.
+
+    One centre per spot: a spot is the catchment basin (watershed of the lightly smoothed section)
+    of a maximum that rises at least ``min_prominence`` above the saddle to any brighter
+    neighbour, cut at ``threshold``; its centre is the centroid of the voxels' brightness above the
+    threshold over the whole basin (paper eq. 1, with the spot itself as the window). A fixed
+    window around each local maximum does not do: a reconstructed dislocation crossing is often
+    flat-topped or brighter at its rim (SIRT overshoot of a binarised line) or drawn out by an
+    oblique line, and its several local maxima each gave a centre off the middle.
 
     Parameters
     ----------
@@ -49,44 +57,66 @@ def find_centres_yz(
     voxel_nm : float
         Voxel edge in nm.
     threshold : float
-        Local maxima below ``threshold`` times the typical line level are ignored. The typical
+        Voxels whose smoothed value is below ``threshold`` times the typical line level belong to
+        no spot. The typical
         line level is the median over cross-sections of each section's brightest voxel (inside
         the border): robust to a few very bright voxels (a thick dislocation, an edge artefact),
         which a fraction of the volume's maximum is not.
-    window_px : int
-        Half-size of the square window of the weighted centroid (paper eq. 1), voxels.
-    min_separation_px : int
-        Local maxima closer than this are merged (the larger wins), voxels.
+    min_prominence : float
+        A maximum starts its own spot only when it rises this far (times the typical line level)
+        above the lowest pass to a brighter maximum; shallower bumps join their neighbour.
+    smooth_px : float
+        Gaussian sigma (voxels, within the section) of the smoothing used to find the spots and
+        their basins; the centroid uses the unsmoothed values.
     step : int
         Use every ``step``-th cross-section.
     border_px : int
-        Ignore maxima this close to the section's edges (reconstruction edge artefacts), voxels.
+        Ignore spots whose centre lies this close to the section's edges (reconstruction edge
+        artefacts), voxels.
     """
-    vol = np.asarray(volume, dtype=np.float32)
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    vol = np.asarray(volume, dtype=np.float32)[:, :, ::max(int(step), 1)]
     nz, ny, nx = vol.shape
-    level = threshold * typical_line_level(vol, border_px) if vol.size else 0.0
-    size = 2 * min_separation_px + 1
-    out_xyz, out_w = [], []
-    z0, y0, x0 = _centre_offsets(vol.shape, voxel_nm)
-    for ix in range(0, nx, step):
-        sl = vol[:, :, ix]
-        peaks = (sl == ndi.maximum_filter(sl, size=size, mode="constant")) & (sl > level)
-        if border_px > 0:
-            peaks[:border_px] = peaks[-border_px:] = False
-            peaks[:, :border_px] = peaks[:, -border_px:] = False
-        for iz, iy in zip(*np.nonzero(peaks), strict=True):
-            z_lo, z_hi = max(iz - window_px, 0), min(iz + window_px + 1, nz)
-            y_lo, y_hi = max(iy - window_px, 0), min(iy + window_px + 1, ny)
-            w = np.clip(sl[z_lo:z_hi, y_lo:y_hi], 0, None).astype(np.float64)
-            total = w.sum()
-            if total <= 0:
-                continue
-            zz, yy = np.mgrid[z_lo:z_hi, y_lo:y_hi]
-            cz, cy = (w * zz).sum() / total, (w * yy).sum() / total
-            out_xyz.append((ix * voxel_nm - x0, cy * voxel_nm - y0, cz * voxel_nm - z0))
-            out_w.append(total)
-    xyz = np.asarray(out_xyz, dtype=np.float64).reshape(-1, 3)
-    return Centres(xyz, np.asarray(out_w, dtype=np.float64))
+    if vol.size == 0:
+        return Centres(np.zeros((0, 3)), np.zeros(0))
+    typical = typical_line_level(vol, border_px)
+    level = threshold * typical
+    smooth = ndi.gaussian_filter(vol, (smooth_px, smooth_px, 0.0)) if smooth_px > 0 else vol
+    mask = smooth > level
+    h = max(min_prominence * typical, 1e-12)
+    basins = np.zeros(vol.shape, dtype=np.int64)
+    n = 0
+    for ix in range(nx):  # sections are independent 2D problems
+        m = mask[:, :, ix]
+        if not m.any():
+            continue
+        sm = np.where(m, smooth[:, :, ix], 0.0).astype(np.float64)
+        markers, k = ndi.label(h_maxima(sm, h).astype(bool) & m)
+        if k == 0:
+            continue
+        labels = watershed(-sm, markers, mask=m)
+        basins[:, :, ix] = np.where(labels > 0, labels + n, 0)
+        n += k
+    if n == 0:
+        return Centres(np.zeros((0, 3)), np.zeros(0))
+    w = np.where(basins > 0, np.clip(vol - level, 0.0, None), 0.0).astype(np.float64)
+    index = np.arange(1, n + 1)
+    total = ndi.sum(w, basins, index)
+    zz, yy, xx = np.indices(vol.shape, dtype=np.float64)
+    safe = np.maximum(total, 1e-300)
+    cz = ndi.sum(w * zz, basins, index) / safe
+    cy = ndi.sum(w * yy, basins, index) / safe
+    cx = ndi.sum(w * xx, basins, index) / safe
+    b = max(int(border_px), 0)
+    keep = (total > 0) & (cz >= b) & (cz <= nz - 1 - b) & (cy >= b) & (cy <= ny - 1 - b)
+    z0, y0, _ = _centre_offsets(vol.shape, voxel_nm)
+    x0 = (np.asarray(volume).shape[2] - 1) / 2 * voxel_nm
+    xyz = np.stack([np.round(cx[keep]) * max(int(step), 1) * voxel_nm - x0, cy[keep] * voxel_nm - y0,
+                    cz[keep] * voxel_nm - z0], axis=1)
+    order = np.lexsort((xyz[:, 1], xyz[:, 0]))
+    return Centres(xyz[order], total[keep][order])
 
 
 def typical_line_level(volume: np.ndarray, border_px: int = 0) -> float:

@@ -48,6 +48,9 @@ class TrainingArea:
     drift_px : ndarray, shape (k, 2)
         (dy, dx) of each frame relative to the reference, px.
     stage_tilt_deg : float
+    pixel_size_nm : float or None
+        Pixel size of the frames, nm (recorded with the model: a network knows the line widths
+        in pixels it was trained on).
     """
 
     name: str
@@ -55,6 +58,7 @@ class TrainingArea:
     reference: np.ndarray | None
     drift_px: np.ndarray
     stage_tilt_deg: float
+    pixel_size_nm: float | None = None
 
 
 def accepted_areas(project) -> list[tuple[str, float]]:
@@ -90,7 +94,8 @@ def _metadata_tilt(attrs: dict) -> float:
 
 def read_area(project, name: str, tilt: float) -> TrainingArea:
     """Read one training area's frames, reference (if any) and drift."""
-    frames = project.read_series(f"raw/training/{name}").frames
+    series = project.read_series(f"raw/training/{name}")
+    frames = series.frames
     ref_key = f"training/references/{name}"
     reference = project.read_array(ref_key).astype(np.float32) if ref_key in project else None
     drift = np.asarray(project.read_array(f"training/drift/{name}"), dtype=np.float64)
@@ -98,7 +103,7 @@ def read_area(project, name: str, tilt: float) -> TrainingArea:
         raise RstemError(f"training area {name}: drift has shape {drift.shape}, expected ({len(frames)}, 2)")
     if not np.all(np.isfinite(frames)):
         raise RstemError(f"training area {name} has NaN or infinite pixels")
-    return TrainingArea(name, frames, reference, drift, tilt)
+    return TrainingArea(name, frames, reference, drift, tilt, float(series.pixel_size_nm))
 
 
 def split_by_area(areas: list[tuple[str, float]], fraction: float, seed: int) -> tuple[list[str], list[str]]:

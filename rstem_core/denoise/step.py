@@ -30,7 +30,14 @@ from ..model import TiltSeries
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project, pick_series
 from .training import TrainParams, train_denoiser
-from .weights import MODEL_KEY, DenoiserModel, load_from_project, save_to_project, starter_model
+from .weights import (
+    MODEL_KEY,
+    DenoiserModel,
+    load_from_project,
+    save_to_project,
+    starter_model,
+    starter_pixel_size_nm,
+)
 
 METHODS = ("unet", "bm3d", "gaussian", "median", "nlm")
 SOURCES = {"corrected": "processed/corrected", "raw": "raw/rapid"}
@@ -160,12 +167,15 @@ def choose_source(project: Project, source: str = "auto") -> str:
     return pick_series(project, SOURCES, source, "to denoise")
 
 
-def _unet(project: Project) -> tuple[DenoiserModel, str, list[str]]:
+def _unet(project: Project, pixel_size_nm: float | None = None) -> tuple[DenoiserModel, str, list[str]]:
     if f"{MODEL_KEY}/description" in project:
         return load_from_project(project, MODEL_KEY), f"/{MODEL_KEY}", []
-    return starter_model(), "starter", [
-        "no trained denoiser in the project: used the shipped starter model (trained on the synthetic "
-        "experiment); train one on your own data with `rstem train` for best results"]
+    model = starter_model(pixel_size_nm)
+    trained_at = starter_pixel_size_nm(model)
+    at = f", trained at {trained_at:.3g} nm pixels" if trained_at else ""
+    return model, "starter", [
+        f"no trained denoiser in the project: used the shipped starter model (synthetic experiment{at}); "
+        "train one on your own data with `rstem train` for best results"]
 
 
 def run_denoise(
@@ -195,7 +205,7 @@ def run_denoise(
     if params.method == "unet":
         from .inference import denoise_frames
 
-        model, model_name, notes = _unet(project)
+        model, model_name, notes = _unet(project, series.pixel_size_nm)
         frames = denoise_frames(series.frames, model, tile_px=params.tile_px, overlap_px=params.overlap_px,
                                 batch_size=params.batch_size, device=params.device, progress=part, cancel=cancel)
     else:

@@ -236,6 +236,7 @@ def build_patch_pools(source, params: TrainParams, rng: np.random.Generator, pro
     digest = hashlib.sha256()
     pools: dict[str, list] = {"train": [[], []], "val": [[], []]}
     load_has_ref: dict[str, bool] = {}
+    pixel_sizes: list[float] = []
     names = sorted(set(train_names) | set(val_names))
     band = (0.0, 1 - params.validation_fraction)
     for i, name in enumerate(names):
@@ -243,6 +244,8 @@ def build_patch_pools(source, params: TrainParams, rng: np.random.Generator, pro
             cancel.check()
         area = load(name)
         load_has_ref[name] = area.reference is not None
+        if area.pixel_size_nm:
+            pixel_sizes.append(float(area.pixel_size_nm))
         update_hash(digest, area)
         for part, total, frames_total, rows in (("train", n_train, n_train_frames, band if single else (0.0, 1.0)),
                                                 ("val", n_val, n_val_frames, (band[1], 1.0) if single else (0.0, 1.0))):
@@ -266,7 +269,8 @@ def build_patch_pools(source, params: TrainParams, rng: np.random.Generator, pro
     kind = "blind spots" if val.targets is None else (
         "dcfi reference" if all(load_has_ref.get(n, False) for n in val_names) else "another frame")
     info = {"validation_target": kind, "excluded_areas": list(params.exclude_areas), "data_hash": digest.hexdigest(), "training_areas": train_names, "validation_areas": val_names,
-            "spatial_split": single, "train_patches": n_train, "validation_patches": n_val}
+            "spatial_split": single, "train_patches": n_train, "validation_patches": n_val,
+            "pixel_size_nm": round(float(np.median(pixel_sizes)), 4) if pixel_sizes else None}
     return train, val, info
 
 

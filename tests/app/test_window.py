@@ -135,7 +135,7 @@ def test_parameter_form_has_units_tooltips_and_choices() -> None:
     assert form._fields["thickness_nm"].auto.isChecked()  # None = automatic
     form.editor("iterations").setValue(7)
     params = form.params()
-    assert params.iterations == 7 and params.preprocessing.mode == "binarize"
+    assert params.iterations == 7 and params.preprocessing.mode == "normalize"
     form.reset_defaults()
     assert form.params() == ReconstructionParams()
     assert dataclasses.is_dataclass(form.params())

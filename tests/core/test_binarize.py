@@ -22,7 +22,7 @@ def _bf_frame(background: float, contrast: float, noise: float, seed: int = 0) -
 @pytest.mark.parametrize(("background", "noise"), [(1000.0, 0.02), (300.0, 0.05)])  # thin/low tilt, thick/high tilt
 def test_binarised_line_is_found_with_few_false_pixels(background: float, noise: float) -> None:
     frame, truth = _bf_frame(background, contrast=0.4, noise=noise)
-    binary = preprocess(frame[None], BinarizeParams(threshold_sigma=3.0))[0]
+    binary = preprocess(frame[None], BinarizeParams(mode="binarize", threshold_sigma=3.0))[0]
     assert set(np.unique(binary)) <= {0.0, 1.0}
     recall = binary[truth].mean()
     away = ~ndi.binary_dilation(truth, iterations=3)  # pixels clear of the line's flanks

@@ -16,12 +16,35 @@ def _tube_volume(nz: int, ny: int, nx: int, y_px: float, z_px: float, sigma: flo
 
 def test_weighted_centroid_finds_subvoxel_centres() -> None:
     vol = _tube_volume(21, 41, 5, y_px=27.3, z_px=8.6)
-    c = find_centres_yz(vol, voxel_nm=4.0, window_px=3)
+    c = find_centres_yz(vol, voxel_nm=4.0)
     assert c.xyz_nm.shape == (5, 3)
     # origin at the volume centre: y = (27.3 - 20) * 4, z = (8.6 - 10) * 4
     np.testing.assert_allclose(c.xyz_nm[:, 1], 29.2, atol=0.3)
     np.testing.assert_allclose(c.xyz_nm[:, 2], -5.6, atol=0.3)
     np.testing.assert_allclose(c.xyz_nm[:, 0], (np.arange(5) - 2) * 4.0)
+
+
+def test_a_spot_brighter_at_its_rim_gives_one_centre_in_its_middle() -> None:
+    # a binarised line reconstructed by SIRT: a flat-topped spot whose rim overshoots, so it has
+    # several local maxima around its edge; it is one dislocation with its centre in the middle
+    z, y = np.mgrid[:31, :61].astype(np.float64)
+    r = np.hypot(z - 15.4, (y - 30.7) / 1.8)  # drawn out along y (an oblique line)
+    spot = np.where(r < 4.0, 1.0, 0.0) + 0.4 * np.exp(-((r - 3.5) ** 2) / 0.5)
+    rng = np.random.default_rng(0)
+    spot += 0.02 * rng.standard_normal(spot.shape)
+    vol = np.repeat(spot[:, :, None], 4, axis=2).astype(np.float32)
+    c = find_centres_yz(vol, voxel_nm=4.0, border_px=2)
+    assert c.xyz_nm.shape == (4, 3)  # one per section
+    np.testing.assert_allclose(c.xyz_nm[:, 1], (30.7 - 30) * 4.0, atol=1.0)
+    np.testing.assert_allclose(c.xyz_nm[:, 2], (15.4 - 15) * 4.0, atol=1.0)
+
+
+def test_two_close_dislocations_stay_two() -> None:
+    # two spots 6 voxels apart (27 nm at the default voxel): the dip between them splits them
+    vol = _tube_volume(21, 41, 3, y_px=17.0, z_px=10.0) + _tube_volume(21, 41, 3, y_px=23.0, z_px=10.0)
+    c = find_centres_yz(vol, voxel_nm=4.0)
+    assert c.xyz_nm.shape == (6, 3)
+    np.testing.assert_allclose(np.sort(c.xyz_nm[:2, 1]), [-12.0, 12.0], atol=0.6)
 
 
 def test_line_crossings() -> None:
@@ -45,7 +68,7 @@ def test_a_few_very_bright_voxels_do_not_hide_ordinary_dislocations() -> None:
     vol = (_tube_volume(21, 61, 8, y_px=12.0, z_px=6.0) + 0.6 * _tube_volume(21, 61, 8, y_px=30.0, z_px=12.0)
            + 0.4 * _tube_volume(21, 61, 8, y_px=47.0, z_px=9.0))
     vol[3, 3, 2] = 20.0
-    c = find_centres_yz(vol, voxel_nm=4.0, threshold=0.3, border_px=4)
+    c = find_centres_yz(vol, voxel_nm=4.0, threshold=0.2, border_px=4)
     assert c.xyz_nm.shape == (24, 3)  # all three in all eight sections, the artefact ignored
     ys = np.sort(np.unique(np.round(c.xyz_nm[:, 1] / 4.0 + 30)))
     np.testing.assert_allclose(ys, [12, 30, 47])

@@ -26,10 +26,12 @@ def test_training_stores_the_model_and_a_log_entry(curated_project) -> None:
         model = run_training(proj, TINY)
         stored = load_from_project(proj)
         assert proj.params("models/denoiser")["mode"] == "supervised"
+        pixel = proj.read_series("raw/rapid").pixel_size_nm
         log = proj.log_entries()[-1]
     assert log["step"] == "train" and log["outputs"] == ["models/denoiser"]
     assert stored.description["training"]["data_hash"] == model.description["training"]["data_hash"]
     assert len(stored.description["training"]["history"]) == 3
+    assert stored.description["training"]["pixel_size_nm"] == pytest.approx(pixel, rel=1e-3)
     for name, arr in model.state_arrays().items():
         assert np.array_equal(stored.state_arrays()[name], arr)
 

@@ -18,7 +18,12 @@ from rstem_core.denoise.command import (
     cmd_train,
 )
 from rstem_core.denoise.inference import denoise_frames
-from rstem_core.denoise.weights import starter_model, starter_path
+from rstem_core.denoise.weights import (
+    STARTER_NAMES,
+    starter_model,
+    starter_path,
+    starter_pixel_size_nm,
+)
 from rstem_core.errors import RstemError
 from rstem_core.progress import CancelToken
 from rstem_core.project import Project
@@ -51,6 +56,16 @@ def test_starter_is_small_and_denoises_a_demo_frame(curated_project) -> None:
             truth = ndimage.shift(proj.read_array(f"truth/training/{area}/clean") * adu, drift, order=3, mode="nearest")
             gains.append(psnr_db(denoise_frames(frame, model), truth) - psnr_db(frame, truth))
     assert min(gains) > 5.0, gains
+
+
+def test_the_starter_nearest_to_the_frames_pixel_size_is_used() -> None:
+    # a network trained at 6.4 nm pixels blurs 4.56 nm frames into blobs: one starter per scale
+    sizes = sorted(starter_pixel_size_nm(starter_model(p)) for p in (9.12, 6.45, 4.56))
+    assert len(STARTER_NAMES) == 2 and all(starter_path(n).stat().st_size < 2 * 2**20 for n in STARTER_NAMES)
+    assert starter_pixel_size_nm(starter_model(4.56)) == pytest.approx(4.56)
+    assert starter_pixel_size_nm(starter_model(9.12)) == pytest.approx(6.45, abs=0.01)
+    assert starter_pixel_size_nm(starter_model(3.0)) == pytest.approx(4.56)
+    assert sizes[0] < sizes[-1]
 
 
 def test_command_module_does_not_import_torch() -> None:
