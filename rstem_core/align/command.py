@@ -39,16 +39,16 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acceleration", type=float, default=30.0, metavar="DEG_S2",
                         help="expected goniometer angular acceleration in deg/s^2 (deg per frame^2 without "
                              "timestamps); larger lets the angles follow the data more freely (default 30)")
-    parser.add_argument("--drift-acceleration", type=float, default=20.0, metavar="PX_S2",
+    parser.add_argument("--drift-acceleration", type=float, default=5.0, metavar="PX_S2",
                         help="expected drift acceleration in px/s^2 of a continuously tilted series: shifts "
-                             "follow a smooth drift path (default 20)")
+                             "follow a smooth drift path (default 5)")
     parser.add_argument("--free-shifts", action="store_true",
                         help="leave every frame's shift free (no smooth drift path)")
     parser.add_argument("--thickness", type=float, default=None, metavar="NM",
                         help="specimen thickness in nm (default: estimated from the data)")
     parser.add_argument("--binning", type=int, default=0,
                         help="work binning in px per px; 0 brings the frames to about 256 px (default 0)")
-    parser.add_argument("--rounds", type=int, default=3, help="feature-refinement rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=8, help="feature-refinement rounds (default 8)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
