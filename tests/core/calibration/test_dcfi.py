@@ -19,14 +19,14 @@ from rstem_core.simulate.series import rapid_chain, slow_chain
 from rstem_core.simulate.training import AreaPlan, simulate_training_area
 
 
-@pytest.fixture(scope="module")
-def drifting_stack() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """40 rapid frames (128 px, the simulator's dose and detector) of one area drifting smoothly by
-    12 px: (frames ADU, clean ADU, true drift (dy, dx) px)."""
+def _drifting_area(frame_time_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """40 frames (128 px, the simulator's detector; rapid 30 ms frames, or slow-scan frames of
+    ``frame_time_s`` with the dose that goes with it) of one area drifting smoothly by 12 px:
+    (frames ADU, clean ADU, true drift (dy, dx) px)."""
     config = SimulationConfig.scaled(size=128, frames=15, seed=0, frames_per_area=2)
     distortion = generate_scan_distortion(component_rng(0, "distortion"), 128, 128, config.scan)
     area = simulate_training_area(config, AreaPlan(0, 0.0, config.thickness_nm, True), distortion)
-    chain = rapid_chain(config)
+    chain = rapid_chain(config) if frame_time_s is None else slow_chain(config, frame_time_s=frame_time_s)
     rng = np.random.default_rng(0)
     drift = np.cumsum(ndimage.gaussian_filter1d(rng.normal(0, 1, (40, 2)), 3, axis=0), axis=0)
     drift -= drift[0]
@@ -35,6 +35,12 @@ def drifting_stack() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         [chain.record(ndimage.shift(area.clean, d, order=3, mode="nearest"), rng) for d in drift]
     )
     return frames, area.clean * chain.adu_per_unit, drift
+
+
+@pytest.fixture(scope="module")
+def drifting_stack() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The drifting area at the rapid dose."""
+    return _drifting_area()
 
 
 def _oracle(frames: np.ndarray, drift: np.ndarray) -> np.ndarray:
@@ -65,18 +71,7 @@ def test_six_db_over_the_plain_average_where_the_noise_allows_it() -> None:
     registration can gain 6 dB: even the perfectly registered average is only ~1.9 dB above the
     plain one (the 40-frame noise left is as strong as the fine content the drift blurs away). With
     less noise the registration's accuracy decides, and the reference must gain 6 dB or more."""
-    config = SimulationConfig.scaled(size=128, frames=15, seed=0, frames_per_area=2)
-    distortion = generate_scan_distortion(component_rng(0, "distortion"), 128, 128, config.scan)
-    area = simulate_training_area(config, AreaPlan(0, 0.0, config.thickness_nm, True), distortion)
-    chain = slow_chain(config, frame_time_s=0.48)
-    rng = np.random.default_rng(0)  # the drift of the rapid-dose fixture
-    drift = np.cumsum(ndimage.gaussian_filter1d(rng.normal(0, 1, (40, 2)), 3, axis=0), axis=0)
-    drift -= drift[0]
-    drift *= 12 / np.abs(drift).max()
-    frames = np.stack(
-        [chain.record(ndimage.shift(area.clean, d, order=3, mode="nearest"), rng) for d in drift]
-    )
-    clean = area.clean * chain.adu_per_unit
+    frames, clean, drift = _drifting_area(frame_time_s=0.48)
     margin = int(np.ceil(np.abs(drift).max())) + 3
     result = dcfi(frames)
     ours = psnr_db(result.reference, clean, margin)
