@@ -149,7 +149,8 @@ def pair_shift(reference: np.ndarray, moving: np.ndarray, max_shift_px: float) -
     do not move along the tilt axis, so the profiles match whatever the depths, whereas a 2D
     correlation of inclined lines that move along y by parallax would also report a spurious
     x shift (the aperture problem). ``dy`` is then the peak of the 2D correlation along y at
-    that ``dx``.
+    that ``dx``. Where the 2D correlation's own peak is clearer than that and lies elsewhere
+    (lines along x give the profiles nothing to match), the 2D peak is taken.
 
     Returns
     -------
@@ -173,6 +174,11 @@ def pair_shift(reference: np.ndarray, moving: np.ndarray, max_shift_px: float) -
     mad = 1.4826 * float(np.median(np.abs(win - med)))
     peak = float(cc2[y0 + int(round(dy)), c0])
     significance = (peak - med) / mad if mad > 0 else 0.0
+    # lines running along x leave the column profiles without hold (their correlation then peaks
+    # anywhere), while the 2D correlation still finds the shift clearly: the clearer one wins
+    dy2, dx2, sig2 = cross_correlation_shift(reference, moving, max_shift_px)
+    if sig2 > significance and math.hypot(dy2 - dy, dx2 - dx) > 1.0:
+        return dy2, dx2, sig2
     return dy, dx, significance
 
 
