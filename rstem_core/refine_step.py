@@ -108,7 +108,7 @@ class RefineParams:
     rounds : int
         Reconstruct / measure / solve rounds of the feature refinement; each round finds the
         features again in a sharper reconstruction (default size synthetic series, seed 0: angle
-        error 0.19 deg after 3 rounds, 0.14 deg after 8).
+        error 0.19 deg after 3 rounds, 0.11-0.14 deg after 8).
     max_features : int
         Most 3D features followed.
     min_features : int

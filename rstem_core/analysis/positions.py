@@ -101,14 +101,11 @@ def find_centres_yz(
         n += k
     if n == 0:
         return Centres(np.zeros((0, 3)), np.zeros(0))
-    w = np.where(basins > 0, np.clip(vol - level, 0.0, None), 0.0).astype(np.float64)
+    w = np.clip(vol - level, 0.0, None).astype(np.float64)
     index = np.arange(1, n + 1)
     total = ndi.sum(w, basins, index)
-    zz, yy, xx = np.indices(vol.shape, dtype=np.float64)
-    safe = np.maximum(total, 1e-300)
-    cz = ndi.sum(w * zz, basins, index) / safe
-    cy = ndi.sum(w * yy, basins, index) / safe
-    cx = ndi.sum(w * xx, basins, index) / safe
+    with np.errstate(invalid="ignore", divide="ignore"):  # a basin of zero weight gives NaN, dropped below
+        cz, cy, cx = np.asarray(ndi.center_of_mass(w, basins, index), dtype=np.float64).reshape(-1, 3).T
     b = max(int(border_px), 0)
     keep = (total > 0) & (cz >= b) & (cz <= nz - 1 - b) & (cy >= b) & (cy <= ny - 1 - b)
     z0, y0, _ = _centre_offsets(vol.shape, voxel_nm)
