@@ -111,6 +111,9 @@ def _build_parser() -> _Parser:
                    help="contrast treatment before reconstruction (none for HAADF)")
     p.add_argument("--thickness", type=float, help="z extent in nm (default: estimated from the data)")
     p.add_argument("--binning", type=int, default=1, help="bin frames b x b for a quick preview")
+    p.add_argument("--pad-rows", type=int, default=None,
+                   help="volume rows reconstructed above and below the frame, then cut off "
+                        "(default: what the most tilted view needs; 0 is faster, with bright edge rows)")
     p.add_argument("--no-time-lag", action="store_true", help="one angle per frame instead of per scan row")
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
@@ -259,6 +262,7 @@ def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cance
         params = ReconstructionParams(
             algorithm=args.algorithm, iterations=args.iterations, relaxation=args.relaxation,
             filter_window=args.filter, thickness_nm=args.thickness, binning=args.binning,
+            pad_rows=args.pad_rows,
             time_lag=not args.no_time_lag, source=args.source, backend=args.backend, device=args.device,
             preprocessing=BinarizeParams(mode=args.preprocess),
         )

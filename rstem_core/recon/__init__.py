@@ -16,7 +16,7 @@ import torch
 
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .algorithms import FILTERS, cgls, fbp, sirt
-from .geometry import Geometry, row_angles_from_curve, row_times_s, undo_shifts
+from .geometry import Geometry, row_angles_from_curve, row_times_s, slab_pad_rows, undo_shifts
 from .projector import Projector
 
 ALGORITHMS = ("sirt", "fbp", "cgls")
@@ -31,6 +31,7 @@ __all__ = [
     "reconstruct",
     "row_angles_from_curve",
     "row_times_s",
+    "slab_pad_rows",
 ]
 
 
@@ -74,7 +75,8 @@ def reconstruct(
     frames : ndarray, shape (frames, rows, x)
         The pre-processed tilt series; x is the tilt axis.
     geometry : Geometry
-        Angles (per frame or per row), shifts and the z extent ``nz``.
+        Angles (per frame or per row), shifts, the z extent ``nz`` and the rows of padding
+        (reconstructed, then cut off).
     algorithm : {"sirt", "fbp", "cgls"}
     iterations : int
         SIRT / CGLS iterations (default 50, as in the paper).
@@ -125,7 +127,8 @@ def reconstruct(
     n_cols = geometry.n_cols
     batch = n_cols if max_slices_per_batch is None else max(1, int(max_slices_per_batch))
     sino_all = frames.reshape(geometry.n_frames * geometry.n_rows, n_cols)
-    volume = np.empty((geometry.nz * geometry.n_rows, n_cols), dtype=np.float32)
+    rows, pad = geometry.volume_rows, geometry.pad_rows
+    volume = np.empty((geometry.nz, geometry.n_rows, n_cols), dtype=np.float32)
     starts = list(range(0, n_cols, batch))
     for b, start in enumerate(starts):
         stop = min(start + batch, n_cols)
@@ -134,7 +137,6 @@ def reconstruct(
         watch = None
         if preview is not None and len(starts) == 1:
             def watch(k: int, x: torch.Tensor) -> None:
-                rows = geometry.n_rows
                 section = x.view(geometry.nz, rows, -1)[:, rows // 2, :]
                 preview(k, iterations, section.detach().cpu().numpy().astype(np.float32, copy=True))
         if algorithm == "sirt":
@@ -144,6 +146,7 @@ def reconstruct(
             x = cgls(projector, sino, iterations=iterations, progress=part, cancel=cancel, on_iteration=watch)
         else:
             x = fbp(projector, sino, window=filter_window, progress=part, cancel=cancel)
-        volume[:, start:stop] = x.cpu().numpy()
+        x = x.view(geometry.nz, rows, stop - start)[:, pad : pad + geometry.n_rows]
+        volume[:, :, start:stop] = x.cpu().numpy()
     progress(1.0, f"{algorithm.upper()} done")
-    return volume.reshape(geometry.nz, geometry.n_rows, n_cols)
+    return volume

@@ -34,6 +34,11 @@ class Geometry:
     shifts_px : ndarray, shape (n, 2), optional
         Per-frame image shift (dy, dx) in pixels: where the specimen centre appears relative to
         the frame centre. Zero if omitted.
+    pad_rows : int
+        Volume rows added above and below the frame's rows (pixels, each side). A tilted slab
+        shows specimen beyond the frame's y extent; without room for it the rays that leave the
+        box through its top or bottom pile that material into the edge rows. See
+        :func:`slab_pad_rows`.
     """
 
     angles_deg: np.ndarray
@@ -41,6 +46,7 @@ class Geometry:
     n_cols: int
     nz: int
     shifts_px: np.ndarray | None = None
+    pad_rows: int = 0
 
     def __post_init__(self) -> None:
         angles = np.asarray(self.angles_deg, dtype=np.float64)
@@ -59,6 +65,9 @@ class Geometry:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value} (empty volume extent)")
             object.__setattr__(self, name, value)
+        if int(self.pad_rows) < 0:
+            raise ValueError(f"pad_rows must be at least 0, got {self.pad_rows}")
+        object.__setattr__(self, "pad_rows", int(self.pad_rows))
         object.__setattr__(self, "angles_deg", angles)
         if self.shifts_px is not None:
             shifts = np.asarray(self.shifts_px, dtype=np.float64)
@@ -83,9 +92,25 @@ class Geometry:
             return self.angles_deg
         return np.repeat(self.angles_deg[:, None], self.n_rows, axis=1)
 
+    @property
+    def volume_rows(self) -> int:
+        """Rows (y) of the volume the projector works on: the frame's rows plus the padding."""
+        return self.n_rows + 2 * self.pad_rows
+
     def volume_shape(self) -> tuple[int, int, int]:
-        """(z, y, x) of the reconstructed volume."""
-        return (self.nz, self.n_rows, self.n_cols)
+        """(z, y, x) of the volume the projector works on (padding included)."""
+        return (self.nz, self.volume_rows, self.n_cols)
+
+
+def slab_pad_rows(nz: int, angles_deg: np.ndarray) -> int:
+    """Rows to add above and below the frame so that no ray that meets the frame's box leaves the slab
+    through the box's top or bottom.
+
+    A ray at tilt ``theta`` crosses the slab ``|z| <= nz/2`` over ``nz |tan theta|`` rows of y, so a
+    ray that touches the frame's box stays inside a box padded by that much.
+    """
+    theta = np.deg2rad(np.max(np.abs(np.asarray(angles_deg, dtype=np.float64))))
+    return int(np.ceil(nz * np.tan(min(theta, np.deg2rad(85.0))))) + 1
 
 
 def row_times_s(timestamps_s: np.ndarray, n_rows: int, line_time_s: float) -> np.ndarray:

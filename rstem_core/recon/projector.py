@@ -25,9 +25,10 @@ _CHUNK_RAYS = 4096
 
 def _joseph_coo(geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row (ray), column (voxel z*ny + y) and weight of every non-zero of the system matrix."""
-    ny, nz = geometry.n_rows, geometry.nz
+    n_rows, ny, nz = geometry.n_rows, geometry.volume_rows, geometry.nz
     theta = np.deg2rad(geometry.row_angles_deg()).ravel()
-    v = np.broadcast_to(np.arange(ny) - (ny - 1) / 2, (geometry.n_frames, ny)).astype(np.float64)
+    v = np.arange(n_rows) - (n_rows - 1) / 2
+    v = np.broadcast_to(v, (geometry.n_frames, n_rows)).astype(np.float64)
     if geometry.shifts_px is not None:
         v = v - geometry.shifts_px[:, 0:1]
     v = v.ravel()
@@ -96,7 +97,7 @@ class Projector:
         self.geometry = geometry
         self.device = torch.device(device)
         n_rays = geometry.n_frames * geometry.n_rows
-        n_vox = geometry.nz * geometry.n_rows
+        n_vox = geometry.nz * geometry.volume_rows
         r, c, w = _joseph_coo(geometry)
         m = sp.csr_matrix((w, (r, c)), shape=(n_rays, n_vox), dtype=np.float64)
         self.nnz = int(m.nnz)
@@ -108,7 +109,7 @@ class Projector:
     @property
     def shape(self) -> tuple[int, int]:
         """(rays, voxels per slice)."""
-        return (self.geometry.n_frames * self.geometry.n_rows, self.geometry.nz * self.geometry.n_rows)
+        return (self.geometry.n_frames * self.geometry.n_rows, self.geometry.nz * self.geometry.volume_rows)
 
     def forward(self, volume: torch.Tensor) -> torch.Tensor:
         """A @ volume: (z*y, x) -> (frames*rows, x)."""
@@ -119,10 +120,11 @@ class Projector:
         return torch.sparse.mm(self._at, sinogram)
 
     def project(self, volume: np.ndarray) -> np.ndarray:
-        """Project a (z, y, x) volume into a (frames, rows, x) tilt series (numpy in and out)."""
+        """Project a (z, y, x) volume (y: :attr:`Geometry.volume_rows`) into a (frames, rows, x)
+        tilt series (numpy in and out)."""
         g = self.geometry
         vol = torch.as_tensor(np.ascontiguousarray(volume, dtype=np.float32), device=self.device)
-        out = self.forward(vol.reshape(g.nz * g.n_rows, -1))
+        out = self.forward(vol.reshape(g.nz * g.volume_rows, -1))
         return out.reshape(g.n_frames, g.n_rows, -1).cpu().numpy()
 
     def backproject(self, series: np.ndarray) -> np.ndarray:
@@ -130,4 +132,4 @@ class Projector:
         g = self.geometry
         sino = torch.as_tensor(np.ascontiguousarray(series, dtype=np.float32), device=self.device)
         out = self.adjoint(sino.reshape(g.n_frames * g.n_rows, -1))
-        return out.reshape(g.nz, g.n_rows, -1).cpu().numpy()
+        return out.reshape(g.nz, g.volume_rows, -1).cpu().numpy()

@@ -31,6 +31,7 @@ from . import (
     reconstruct,
     row_angles_from_curve,
     row_times_s,
+    slab_pad_rows,
 )
 from .thickness import bin_frames, estimate_thickness_px
 
@@ -64,6 +65,11 @@ class ReconstructionParams:
         z extent of the volume in nm; None estimates it from the data (plus ``margin_nm``).
     margin_nm : float
         Added above and below the estimated thickness, nm.
+    pad_rows : int or None
+        Volume rows (pixels after binning) reconstructed above and below the frame's rows and cut
+        off afterwards: room for the specimen that tilted views show beyond the frame, which
+        would otherwise pile up as bright top and bottom rows. None: as many as the most tilted
+        view needs (:func:`~rstem_core.recon.slab_pad_rows`); 0: none (faster).
     binning : int
         Average b x b pixels first: a quick preview at 1/b resolution (1 = full resolution).
     time_lag : bool
@@ -86,6 +92,7 @@ class ReconstructionParams:
     filter_window: str = "ram-lak"
     thickness_nm: float | None = None
     margin_nm: float = 20.0
+    pad_rows: int | None = None
     binning: int = 1
     time_lag: bool = True
     source: str = "auto"
@@ -106,6 +113,8 @@ class ReconstructionParams:
             raise ValueError(f"binning must be at least 1, got {self.binning}")
         if self.thickness_nm is not None and self.thickness_nm <= 0:
             raise ValueError(f"thickness_nm must be positive (an empty volume extent otherwise), got {self.thickness_nm}")
+        if self.pad_rows is not None and self.pad_rows < 0:
+            raise ValueError(f"pad_rows must be >= 0 or None (automatic), got {self.pad_rows}")
         if self.margin_nm < 0:
             raise ValueError(f"margin_nm must be >= 0, got {self.margin_nm}")
         if self.source != "auto" and self.source not in SOURCES:
@@ -255,8 +264,9 @@ def reconstruct_series(
     else:
         thickness_nm = float(params.thickness_nm)
     nz = max(1, int(round((thickness_nm + 2 * params.margin_nm) / voxel_nm)))
+    pad = slab_pad_rows(nz, angles) if params.pad_rows is None else params.pad_rows
     geometry = Geometry(
-        row_angles if row_angles is not None else angles, signal.shape[1], signal.shape[2], nz, shifts
+        row_angles if row_angles is not None else angles, signal.shape[1], signal.shape[2], nz, shifts, pad
     )
     data = reconstruct(
         signal, geometry, algorithm=params.algorithm, iterations=params.iterations,
