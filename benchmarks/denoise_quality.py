@@ -30,6 +30,8 @@ from rstem_core.analysis.denoise_scores import (
     heldout_areas,
     score_table,
     test_images,
+    unet_denoiser,
+    with_tilt,
 )
 from rstem_core.curate import run_curation
 from rstem_core.denoise.inference import denoise_frames
@@ -63,17 +65,26 @@ def meets(table: dict, name: str) -> dict:
     return {"psnr_ge_bm3d_every_tilt": psnr_ok, "width_within_90_110_every_tilt": width_ok}
 
 
+def add_unet(denoisers: dict, name: str, model) -> None:
+    """The network as trained (with its line-width restoration) and, when it has one, without it."""
+    denoisers[name] = with_tilt(unet_denoiser(model, device="cpu"))
+    if model.width_restoration is not None:
+        denoisers[f"{name}-unrestored"] = lambda frame, m=model: denoise_frames(frame, m, device="cpu",
+                                                                                 restore_width=False)
+
+
 def memoised(fn):
     """Denoise each test frame once even when it is scored against two references."""
     seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    tilted = getattr(fn, "uses_tilt", False)
 
-    def run(frame: np.ndarray) -> np.ndarray:
+    def run(frame: np.ndarray, tilt_deg: float | None = None) -> np.ndarray:
         key = id(frame)
         if key not in seen or seen[key][0] is not frame:
-            seen[key] = (frame, fn(frame))
+            seen[key] = (frame, fn(frame, tilt_deg) if tilted else fn(frame))
         return seen[key][1]
 
-    return run
+    return with_tilt(run) if tilted else run
 
 
 def main() -> None:
@@ -127,21 +138,22 @@ def main() -> None:
                 if args.save_models is not None:
                     args.save_models.mkdir(parents=True, exist_ok=True)
                     export_safetensors(model, args.save_models / f"{mode}.safetensors")
-                denoisers[f"unet-{mode}"] = lambda frame, m=model: denoise_frames(frame, m, device="cpu")
+                training[mode]["width_restoration"] = model.description.get("width_restoration")
+                add_unet(denoisers, f"unet-{mode}", model)
             for item in args.model:
                 name, file = item.split("=", 1)
-                model = import_safetensors(file)
-                denoisers[f"unet-{name}"] = lambda frame, m=model: denoise_frames(frame, m, device="cpu")
+                add_unet(denoisers, f"unet-{name}", import_safetensors(file))
             cached = {name: memoised(fn) for name, fn in denoisers.items()}
             vs_truth = compact(score_table(cached, records, reference="truth"))
             vs_dcfi = compact(score_table(cached, records, reference="dcfi"))
-    unets = [f"unet-{m}" for m in args.modes] + [f"unet-{i.split('=', 1)[0]}" for i in args.model]
+    unets = [n for n in vs_truth if n.startswith("unet-")]
     checks = {name: meets(vs_truth, name) for name in unets}
 
     def mean_psnr(name: str) -> float:
         return float(np.mean([v["psnr_db"] for v in vs_truth[name].values()]))
 
-    good = [n for n in unets if checks[n]["width_within_90_110_every_tilt"]] or unets
+    trained = [n for n in unets if not n.endswith("-unrestored")]  # what the product runs
+    good = [n for n in trained if checks[n]["width_within_90_110_every_tilt"]] or trained
     default = max(good, key=mean_psnr)
     print(json.dumps({
         "default_method": default, "methods": vs_truth, "methods_vs_dcfi": vs_dcfi,

@@ -227,7 +227,8 @@ def score_table(
     ----------
     denoisers : dict
         ``{name: denoise(frame) -> frame}``: a (rows, cols) frame in ADU to a denoised frame of the
-        same shape in ADU.
+        same shape in ADU; callables marked by :func:`with_tilt` are called as
+        ``denoise(frame, tilt_deg)``.
     records : sequence of HeldOutFrame
         The test frames (:func:`test_images`).
     reference : {"truth", "dcfi"}
@@ -271,7 +272,8 @@ def score_table(
             if cancel is not None:
                 cancel.check()
             ref = rec.truth if reference == "truth" else rec.dcfi
-            out = np.asarray(denoise(rec.frame), np.float64)
+            out = denoise(rec.frame, rec.tilt_deg) if getattr(denoise, "uses_tilt", False) else denoise(rec.frame)
+            out = np.asarray(out, np.float64)
             if out.shape != rec.frame.shape:
                 raise ValueError(
                     f"{name} returned shape {out.shape} for a frame of {rec.frame.shape}"
@@ -283,6 +285,19 @@ def score_table(
         name: {tilt: _summary(per_tilt[tilt]) for tilt in sorted(per_tilt, key=float)}
         for name, per_tilt in rows.items()
     }
+
+
+def with_tilt(denoise: Callable[[np.ndarray, float], np.ndarray]) -> Callable[[np.ndarray, float], np.ndarray]:
+    """Mark a ``denoise(frame, tilt_deg)`` callable: :func:`score_table` then passes each frame's tilt."""
+    denoise.uses_tilt = True  # type: ignore[attr-defined]
+    return denoise
+
+
+def unet_denoiser(model: Any, **options: Any) -> Callable[[np.ndarray, float], np.ndarray]:
+    """``denoise(frame, tilt_deg)`` with a trained network (its line-width restoration at that tilt)."""
+    from ..denoise.inference import denoise_frames
+
+    return lambda frame, tilt_deg: denoise_frames(frame, model, tilts_deg=tilt_deg, **options)
 
 
 def baseline_denoisers(
@@ -351,18 +366,14 @@ def denoise_scores(
         notes.append("bm3d skipped: the optional package bm3d is not installed")
     want_unet = methods is None or "unet" in methods
     if want_unet and unet_model is not None:
-        from ..denoise.inference import denoise_frames
-
-        denoisers["unet"] = lambda frame: denoise_frames(frame, unet_model)
+        denoisers["unet"] = with_tilt(unet_denoiser(unet_model))
     elif want_unet and MODEL_KEY in project:
         try:
-            from ..denoise.inference import denoise_frames
             from ..denoise.weights import load_from_project
         except ImportError as err:
             notes.append(f"unet skipped: the denoiser modules cannot be imported ({err})")
         else:
-            model = load_from_project(project)
-            denoisers["unet"] = lambda frame: denoise_frames(frame, model)
+            denoisers["unet"] = with_tilt(unet_denoiser(load_from_project(project)))
     elif want_unet:
         notes.append(f"unet skipped: the project has no {MODEL_KEY} (run `rstem train`)")
     table = score_table(denoisers, records, reference=reference, progress=progress, cancel=cancel)

@@ -399,7 +399,8 @@ def line_measures(
     dict
         ``width_ratio`` and ``intensity_ratio`` (medians over good profiles; NaN when none),
         ``n_profiles`` (good profiles), ``n_candidates`` (points measured),
-        ``reference_fwhm_px`` and ``image_fwhm_px`` (medians, px).
+        ``reference_fwhm_px`` and ``image_fwhm_px`` (medians, px), ``reference_depth`` (median
+        depth of the reference's dips, in its units).
 
     Raises
     ------
@@ -422,6 +423,7 @@ def line_measures(
         "n_candidates": int(len(points)),
         "reference_fwhm_px": math.nan,
         "image_fwhm_px": math.nan,
+        "reference_depth": math.nan,
     }
     if len(points) == 0:
         return empty
@@ -451,11 +453,12 @@ def line_measures(
             depths = fi[:, 2] / fr[:, 2]
             valid = np.ones(len(fr), bool)
     valid &= np.isfinite(widths) & (widths >= 1.0 / max_ratio) & (widths <= max_ratio)
-    widths, depths, ref_widths, img_widths = (
+    widths, depths, ref_widths, img_widths, ref_depths = (
         widths[valid],
         depths[valid],
         w_ref[valid],
         w_img[valid],
+        fr[valid, 2],
     )
     if widths.size == 0:
         return empty
@@ -466,4 +469,5 @@ def line_measures(
         "n_candidates": int(len(points)),
         "reference_fwhm_px": float(np.median(ref_widths)),
         "image_fwhm_px": float(np.median(img_widths)),
+        "reference_depth": float(np.median(ref_depths)),
     }

@@ -37,6 +37,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="memory for the training patches in MiB (default 1024)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    parser.add_argument("--no-restore-width", action="store_true",
+                        help="do not calibrate the line-width restoration after training")
+    parser.add_argument("--max-psnr-loss", type=float, default=1.5, metavar="DB",
+                        help="most PSNR the line-width restoration may cost at any tilt (default 1.5 dB)")
     parser.add_argument("--resume", action="store_true", help="continue training the stored model")
     parser.add_argument("--export", type=Path, metavar="FILE.safetensors",
                         help="also write the trained weights to this file")
@@ -54,7 +58,8 @@ def cmd_train(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
         params = TrainParams(mode=args.mode, epochs=args.epochs, patience=args.patience, patch_px=args.patch,
                              batch_size=args.batch, learning_rate=args.learning_rate, depth=args.depth,
                              base_channels=args.width, validation_fraction=args.validation,
-                             max_memory_mb=args.max_memory, seed=args.seed, device=args.device)
+                             max_memory_mb=args.max_memory, seed=args.seed, device=args.device,
+                             restore_width=not args.no_restore_width, max_psnr_loss_db=args.max_psnr_loss)
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     if args.export is not None and args.export.suffix != ".safetensors":
@@ -70,12 +75,21 @@ def cmd_train(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
         json.dump({"metrics": metrics, "mode": training["mode"], "epochs": len(training["history"]) - 1,
                    "history": training["history"], "data_hash": training["data_hash"],
                    "validation_areas": training["validation_areas"], "duration_s": training["duration_s"],
+                   "width_restoration": model.description.get("width_restoration"),
+                   "width_restoration_note": training.get("width_restoration_note"),
                    "model": "/models/denoiser", "exported": str(args.export) if args.export else None}, sys.stdout)
         sys.stdout.write("\n")
         return 0
     print(f"{training['mode']} training: {len(training['history']) - 1} epochs in {training['duration_s']:.0f} s; "
           f"validation PSNR {metrics['validation_psnr_initial_db']:.2f} -> {metrics['validation_psnr_db']:.2f} dB "
           f"(best epoch {metrics['best_epoch']}, against {metrics['validation_target']})")
+    restoration = model.width_restoration
+    if restoration is not None:
+        steps = ", ".join(f"{t:g} deg: gain {g:.2f} (width {b:.2f} -> {a:.2f})" for t, g, b, a in zip(
+            restoration.tilts_deg, restoration.gains, restoration.width_before, restoration.width_after, strict=True))
+        print(f"line-width restoration (sigma {restoration.sigma_px:.2f} px, widths against the DCFI references): {steps}")
+    else:
+        print(f"line-width restoration {training.get('width_restoration_note', 'off')}")
     print("stored in /models/denoiser" + (f"; exported to {args.export}" if args.export else ""))
     return 0
 
@@ -92,6 +106,8 @@ def add_denoise_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=int, default=32, metavar="PX", help="U-Net tile overlap in px (default 32)")
     parser.add_argument("--batch", type=int, default=4, help="U-Net tiles per network call (default 4)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    parser.add_argument("--no-restore-width", action="store_true",
+                        help="leave out the model's calibrated line-width restoration")
     parser.add_argument("--weights", type=Path, metavar="FILE.safetensors",
                         help="use these weights instead of the project's model (stored into the project)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -105,7 +121,7 @@ def cmd_denoise(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
 
     try:
         params = DenoiseParams(method=args.method, source=args.source, tile_px=args.tile, overlap_px=args.overlap,
-                               batch_size=args.batch, device=args.device)
+                               batch_size=args.batch, device=args.device, restore_width=not args.no_restore_width)
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     model = import_safetensors(args.weights) if args.weights is not None else None

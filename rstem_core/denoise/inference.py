@@ -125,6 +125,8 @@ def denoise_frames(
     overlap_px: int = 32,
     batch_size: int = 4,
     device: str = "auto",
+    tilts_deg: float | np.ndarray | None = None,
+    restore_width: bool = True,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
@@ -146,6 +148,11 @@ def denoise_frames(
         Tiles per network call.
     device : str
         "auto" (CUDA when available), "cpu" or "cuda".
+    tilts_deg : float or ndarray, optional
+        Tilt of the frame (or of each frame), degrees: picks the gain of the model's line-width
+        restoration (:mod:`.sharpen`); None takes its mean gain.
+    restore_width : bool
+        Apply the model's calibrated line-width restoration when it has one.
     progress, cancel
         ``progress(fraction, message)`` per batch; the cancel token is checked per batch.
 
@@ -210,4 +217,7 @@ def denoise_frames(
     model.network.to("cpu").to(memory_format=torch.contiguous_format)
     out = (out / weight_sum.astype(np.float32))[:, margin:margin + rows, margin:margin + cols]
     result = denormalise(out, ranges)
+    restoration = model.width_restoration if restore_width else None
+    if restoration is not None:
+        result = restoration.apply(result, tilts_deg)
     return result[0] if squeeze else result

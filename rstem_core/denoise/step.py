@@ -61,6 +61,9 @@ class DenoiseParams:
         U-Net tiles per network call.
     device : str
         "auto" (CUDA when available), "cpu" or "cuda".
+    restore_width : bool
+        U-Net: apply the model's calibrated line-width restoration (its gain at each frame's
+        angle), when the model has one.
     baseline_options : dict
         Extra parameters of the baseline method (see ``denoise_baseline``), e.g. ``{"sigma_px": 2}``.
     """
@@ -71,6 +74,7 @@ class DenoiseParams:
     overlap_px: int = 32
     batch_size: int = 4
     device: str = "auto"
+    restore_width: bool = True
     baseline_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -207,7 +211,8 @@ def run_denoise(
 
         model, model_name, notes = _unet(project, series.pixel_size_nm)
         frames = denoise_frames(series.frames, model, tile_px=params.tile_px, overlap_px=params.overlap_px,
-                                batch_size=params.batch_size, device=params.device, progress=part, cancel=cancel)
+                                batch_size=params.batch_size, device=params.device, tilts_deg=series.angles_deg,
+                                restore_width=params.restore_width, progress=part, cancel=cancel)
     else:
         from .baselines import denoise_baseline
         from .inference import check_frames

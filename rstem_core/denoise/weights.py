@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import RstemError
 from .normalisation import DEFAULT_PERCENTILES
+from .sharpen import WidthRestoration
 
 if TYPE_CHECKING:  # torch is imported where it is used
     from ..project import Project, ProjectWriter
@@ -70,6 +71,12 @@ class DenoiserModel:
         self.description = desc
 
     @property
+    def width_restoration(self) -> WidthRestoration | None:
+        """The calibrated line-width restoration (:mod:`.sharpen`), or None."""
+        data = self.description.get("width_restoration")
+        return WidthRestoration.from_json(data) if data else None
+
+    @property
     def percentiles(self) -> tuple[float, float]:
         """Normalisation percentiles (low, high)."""
         lo, hi = self.description["normalisation"]["percentiles"]
@@ -101,6 +108,11 @@ class DenoiserModel:
             net = UNet.from_architecture(description.get("architecture"))
         except ValueError as exc:
             raise RstemError(f"{source}: {exc}") from None
+        if description.get("width_restoration"):
+            try:
+                WidthRestoration.from_json(description["width_restoration"])
+            except (KeyError, TypeError, ValueError):
+                raise RstemError(f"{source}: the line-width restoration record is damaged") from None
         expected = net.state_dict()
         if set(arrays) != set(expected):
             missing = sorted(set(expected) - set(arrays))[:3]
@@ -154,11 +166,12 @@ def _check_safetensors_header(path: Path) -> None:
     with open(path, "rb") as fh:
         head = fh.read(9)
     size = path.stat().st_size
+    if len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
+        return  # an 8-byte header length (whose first byte may be anything) and a JSON header
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise RstemError(f"{path.name} is a pickled PyTorch checkpoint, which is refused (loading it could run "
                          "code); export the weights as .safetensors")
-    if len(head) < 9 or head[8:9] != b"{" or struct.unpack("<Q", head[:8])[0] > size - 8:
-        raise RstemError(f"{path.name} is not a safetensors weights file")
+    raise RstemError(f"{path.name} is not a safetensors weights file")
 
 
 def import_safetensors(path: str | Path) -> DenoiserModel:

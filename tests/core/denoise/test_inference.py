@@ -96,3 +96,22 @@ def test_no_rim_along_the_frame_border(model: DenoiserModel, frame: np.ndarray) 
     level, spread = np.median(inner), np.std(inner)
     for edge in (out[0], out[-1], out[:, 0], out[:, -1]):
         assert abs(np.median(edge) - level) < 1.5 * spread
+
+
+def test_the_models_width_restoration_is_applied_at_each_frames_tilt(model, frame, tmp_path) -> None:
+    from rstem_core.denoise.sharpen import WidthRestoration, high_boost
+    from rstem_core.denoise.weights import export_safetensors, import_safetensors
+
+    restoration = WidthRestoration(1.2, (0.0, 60.0), (2.0, 0.0))
+    sharp = DenoiserModel(model.network, {"width_restoration": restoration.to_json()})
+    assert sharp.width_restoration == restoration
+    plain = denoise_frames(frame, model)
+    np.testing.assert_allclose(denoise_frames(frame, sharp, restore_width=False), plain, rtol=1e-5, atol=1e-4)
+    stack = denoise_frames(np.stack([frame, frame]), sharp, tilts_deg=np.array([-60.0, 0.0]))
+    np.testing.assert_allclose(stack[0], plain, rtol=1e-5, atol=1e-4)  # gain 0 at 60 deg
+    np.testing.assert_allclose(stack[1], high_boost(plain, 1.2, 2.0), rtol=1e-4, atol=1e-3)
+    again = import_safetensors(export_safetensors(sharp, tmp_path / "m.safetensors"))
+    assert again.width_restoration == restoration
+    broken = {**sharp.description, "width_restoration": {"sigma_px": 1.0}}
+    with pytest.raises(RstemError, match="line-width restoration record is damaged"):
+        DenoiserModel.from_arrays(broken, sharp.state_arrays(), "m.safetensors")

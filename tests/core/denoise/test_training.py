@@ -142,3 +142,18 @@ def test_frames_too_small_for_any_patch_are_refused(tiny_areas) -> None:
     small = [type(a)(a.name, a.frames[:, :10, :10], a.reference[:10, :10], a.drift_px, a.stage_tilt_deg) for a in areas]
     with pytest.raises(RstemError, match="room for 6 px patches"):
         train_denoiser(small, TrainParams(**{**TINY, "epochs": 1}))
+
+
+def test_training_calibrates_the_line_width_restoration_on_the_validation_areas(tiny_areas) -> None:
+    areas, _ = tiny_areas
+    model = train_denoiser(areas, TrainParams(epochs=3, learning_rate=3e-3, **TINY))
+    training = model.description["training"]
+    restoration = model.width_restoration
+    assert restoration is not None, training["width_restoration_note"]
+    assert training["width_restoration_note"].startswith("calibrated on ")
+    val_tilts = {a.stage_tilt_deg for a in areas if a.name in training["validation_areas"]}
+    assert set(restoration.tilts_deg) <= val_tilts
+    for before, after, gain in zip(restoration.width_before, restoration.width_after, restoration.gains, strict=True):
+        assert abs(after - 1) <= abs(before - 1) + 1e-9 and (gain > 0) == (before > 1.02)
+    off = train_denoiser(areas, TrainParams(epochs=1, restore_width=False, **TINY))
+    assert off.width_restoration is None and off.description["training"]["width_restoration_note"] == "off"
