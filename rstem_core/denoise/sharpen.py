@@ -136,6 +136,38 @@ def reference_noise_variance(area: Any, max_frames: int = 6) -> float:
     return sigma2 / k
 
 
+def undo_high_boost(frames: np.ndarray, sigma_px: float, gains: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    """The frames before :func:`high_boost` (one gain, or one per frame), by division in Fourier space.
+
+    The filter's transfer function ``1 + gain (1 - exp(-sigma^2 k^2 / 2))`` is at least 1, so the
+    division is stable. Frames are mirrored at their edges first (the filter used the nearest
+    edge value there; the few edge pixels differ slightly).
+
+    Parameters
+    ----------
+    frames : ndarray, shape (rows, cols) or (n, rows, cols)
+    sigma_px : float
+    gains : float or sequence of float, one per frame
+    """
+    arr = np.asarray(frames, dtype=np.float32)
+    stack = arr[None] if arr.ndim == 2 else arr
+    g = np.broadcast_to(np.asarray(gains, dtype=np.float64), (stack.shape[0],))
+    rows, cols = stack.shape[1:]
+    pad = int(math.ceil(4 * sigma_px))
+    ky = np.fft.fftfreq(rows + 2 * pad)[:, None]
+    kx = np.fft.rfftfreq(cols + 2 * pad)[None, :]
+    gauss = np.exp(-2 * (math.pi * sigma_px) ** 2 * (ky**2 + kx**2))
+    out = np.empty_like(stack)
+    for i, (frame, gain) in enumerate(zip(stack, g, strict=True)):
+        if gain <= 0:
+            out[i] = frame
+            continue
+        big = np.pad(frame.astype(np.float64), pad, mode="symmetric")
+        spectrum = np.fft.rfft2(big) / (1.0 + gain * (1.0 - gauss))
+        out[i] = np.fft.irfft2(spectrum, s=big.shape)[pad : pad + rows, pad : pad + cols]
+    return out[0] if arr.ndim == 2 else out
+
+
 def _median(values: list[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.median(finite)) if finite else math.nan

@@ -228,6 +228,11 @@ def run_denoise(
         cancel.check()
     meta = {**series.metadata, "denoise_method": params.method, "denoise_source": "/" + key,
             "denoise_model": model_name}
+    meta.pop("width_restoration", None)
+    restoration = model.width_restoration if model is not None and params.restore_width else None
+    if restoration is not None:  # what was applied, so that a step can see the plain network output
+        meta["width_restoration"] = {"sigma_px": restoration.sigma_px,
+                                     "gains": [round(restoration.gain_at(t), 4) for t in series.angles_deg]}
     out = TiltSeries(np.asarray(frames, np.float32), series.angles_deg, series.pixel_size_nm,
                      measured_angles_deg=series.measured_angles_deg, timestamps_s=series.timestamps_s,
                      line_time_s=series.line_time_s, tilt_axis_deg=series.tilt_axis_deg, metadata=meta)

@@ -154,10 +154,11 @@ def load_from_project(project: Project, key: str = MODEL_KEY) -> DenoiserModel:
 
 def export_safetensors(model: DenoiserModel, path: str | Path) -> Path:
     """Write the weights and the description (as metadata ``description``) to a safetensors file."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     path = Path(path)
-    save_file(model.state_arrays(), str(path), metadata={"description": json.dumps(model.description, sort_keys=True)})
+    # bytes written by Python: the file gets the user's usual permissions (safetensors' own writer gives 0600)
+    path.write_bytes(save(model.state_arrays(), metadata={"description": json.dumps(model.description, sort_keys=True)}))
     return path
 
 

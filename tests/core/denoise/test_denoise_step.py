@@ -130,3 +130,30 @@ def test_denoise_on_a_synthetic_project_scores_itself_per_tilt(curated_project) 
         # a 1.5 px Gaussian takes out most of the noise: far closer to the truth than the raw frame
         assert entry["psnr_db"] > table["raw"][tilt]["psnr_db"] + 3.0
         assert entry["width_ratio"] is None or entry["width_ratio"] > 0.5
+
+
+def test_the_line_width_restoration_is_recorded_and_can_be_undone_for_measuring(curated_project) -> None:
+    from rstem_core.denoise.sharpen import WidthRestoration
+    from rstem_core.denoise.weights import MODEL_KEY, DenoiserModel, save_to_project
+    from rstem_core.refine_step import plain_network_output
+
+    with Project.open(curated_project, "a") as proj:
+        model = run_training(proj, TINY)
+        restoration = WidthRestoration(1.2, (0.0, 60.0), (2.0, 0.5))
+        with proj.edit() as w:
+            save_to_project(w, MODEL_KEY, DenoiserModel(model.network, {**model.description,
+                                                                      "width_restoration": restoration.to_json()}))
+        run_denoise(proj, DenoiseParams(tile_px=32, overlap_px=8))
+        restored = proj.read_series("processed/denoised")
+        run_denoise(proj, DenoiseParams(tile_px=32, overlap_px=8, restore_width=False))
+        plain = proj.read_series("processed/denoised")
+    record = restored.metadata["width_restoration"]
+    assert record["gains"] == pytest.approx([restoration.gain_at(t) for t in restored.angles_deg], abs=1e-4)
+    assert "width_restoration" not in plain.metadata
+    frames, note = plain_network_output(restored)
+    assert "before its line-width restoration" in note
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    scale = np.ptp(plain.frames)
+    assert np.abs(frames - plain.frames)[inner].max() < 0.01 * scale
+    assert np.abs(restored.frames - plain.frames)[inner].max() > 0.05 * scale
+    assert plain_network_output(plain)[0] is plain.frames

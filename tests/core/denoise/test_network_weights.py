@@ -114,3 +114,14 @@ def test_a_safetensors_file_whose_header_length_starts_with_0x80_is_not_taken_fo
     else:
         pytest.fail("no description length gave a header length with low byte 0x80")
     assert import_safetensors(path).description["note"] == "x" * extra
+
+
+def test_exported_weights_get_the_users_usual_file_permissions(tmp_path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = export_safetensors(DenoiserModel(UNet(2, 4)), tmp_path / "shared.safetensors")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by colleagues, as any file the user saves
