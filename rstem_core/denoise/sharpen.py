@@ -100,12 +100,13 @@ class WidthRestoration:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WidthRestoration:
-        def floats(key: str) -> tuple[float, ...]:
-            return tuple(math.nan if x is None else float(x) for x in data.get(key, ()))
+        def floats(key: str, required: bool = False) -> tuple[float, ...]:
+            values = data[key] if required else data.get(key, ())
+            return tuple(math.nan if x is None else float(x) for x in values)
 
-        tilts, gains = floats("tilts_deg"), floats("gains")
-        if len(tilts) != len(gains) or not all(np.isfinite(tilts + gains)):
-            raise ValueError("tilts_deg and gains must be finite and of equal length")
+        tilts, gains = floats("tilts_deg", True), floats("gains", True)
+        if not tilts or len(tilts) != len(gains) or not all(np.isfinite(tilts + gains)):
+            raise ValueError("tilts_deg and gains must be finite, non-empty and of equal length")
         return cls(float(data["sigma_px"]), tilts, gains, floats("width_before"), floats("width_after"),
                    tuple(str(x) for x in data.get("sources", ())))
 
