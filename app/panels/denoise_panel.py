@@ -27,8 +27,8 @@ SCORE_COLUMNS = (
     ("PSNR raw (dB)", "raw", "psnr_db"),
     ("PSNR denoised (dB)", None, "psnr_db"),
     ("SSIM denoised", None, "ssim"),
-    ("line width (% of truth)", None, "width_ratio"),
-    ("line intensity (% of truth)", None, "intensity_ratio"),
+    ("line width (%)", None, "width_ratio"),
+    ("line intensity (%)", None, "intensity_ratio"),
 )
 EPOCH = re.compile(r"epoch (\d+): loss ([0-9.eE+-]+), validation PSNR ([0-9.eE+-]+) dB")
 
@@ -48,7 +48,7 @@ class DenoisePanel(StepPanel):
         grid.setContentsMargins(0, 0, 0, 0)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        self.curve = make_plot("Training: validation PSNR per epoch", "epoch", "PSNR", y_units="dB")
+        self.curve = make_plot("Validation PSNR per epoch", "epoch", "PSNR", y_units="dB")
         self.raw = ImagePanel("Raw frame", histogram=False)
         self.denoised = ImagePanel("Denoised", histogram=False)
         self.reference = ImagePanel("Reference", histogram=False)
@@ -66,12 +66,15 @@ class DenoisePanel(StepPanel):
         self.scores.verticalHeader().setVisible(False)
         self.scores.setMaximumHeight(170)
         self.scores.setToolTip("Against the noise-free truth on held-out training areas (paper Tables 1-3): "
-                               "line width and intensity near 100 % mean the dislocations keep their shape.")
+                               "line width and intensity in % of the truth's; near 100 % the dislocations "
+                               "keep their shape.")
         self.scores_label = QLabel("")
         grid.addWidget(self.scores_label, 3, 0, 1, 3)
         grid.addWidget(self.scores, 4, 0, 1, 3)
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 2)
+        for column in range(3):  # the three frames side by side at one size
+            grid.setColumnStretch(column, 1)
         self._live: list[tuple[int, float]] = []
         self._roi: pg.LineSegmentROI | None = None
         self._px = 1.0
@@ -89,7 +92,7 @@ class DenoisePanel(StepPanel):
             self._live.append((int(match.group(1)), float(match.group(3))))
             e, v = np.array(self._live, float).T
             self.curve.clear()
-            self.curve.plot(e, v, pen=pen(0), symbol="o", symbolSize=5, name="validation PSNR (live)")
+            self.curve.plot(e, v, pen=pen(0), symbol="o", symbolSize=5, name="live")
 
     # -- result -------------------------------------------------------------------------------
     def show_result(self) -> None:
@@ -158,7 +161,7 @@ class DenoisePanel(StepPanel):
         if pts:
             e, v = np.array(pts, float).T
             self.curve.clear()
-            self.curve.plot(e, v, pen=pen(0), symbol="o", symbolSize=5, name="validation PSNR")
+            self.curve.plot(e, v, pen=pen(0), symbol="o", symbolSize=5, name="trained")
 
     def _add_line(self, shape: tuple[int, ...]) -> None:
         plot = self.raw.plot_item()
