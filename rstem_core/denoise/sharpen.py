@@ -265,22 +265,8 @@ def calibrate_width_restoration(
                                             f"gain {gain:.2f} from the blur model")
             continue
         if w0 > 1 + tolerance:
-            lo, hi = 0.0, max_gain
-            w_hi = width(hi)
-            if np.isfinite(w_hi) and w_hi > 1:
-                gain, w = hi, w_hi
-            else:
-                for _ in range(8):
-                    mid = 0.5 * (lo + hi)
-                    w_mid = width(mid)
-                    if np.isfinite(w_mid) and w_mid > 1:
-                        lo = mid
-                    else:
-                        hi = mid
-                    if np.isfinite(w_mid) and abs(w_mid - 1) <= tolerance:
-                        break
-                gain = 0.5 * (lo + hi)
-                w = width(gain)
+            gain = _bisect_gain(width, 1.0, max_gain, tolerance)
+            w = width(gain)
             ceiling = mse(0.0) * 10 ** (max_psnr_loss_db / 10)
             while gain > 0 and mse(gain) > ceiling:
                 gain = round(0.8 * gain, 3) if gain > 0.05 else 0.0
@@ -305,16 +291,23 @@ def _model_gain(frames: list[np.ndarray], blur_fwhm_px: float, max_gain: float, 
         return _median([line_measures(high_boost(f, blur_fwhm_px / FWHM_PER_SIGMA, gain), f)["width_ratio"]
                         for f in frames])
 
-    lo, hi = 0.0, max_gain
-    if not ratio(hi) < target:
+    return _bisect_gain(ratio, target, max_gain, tolerance * target)
+
+
+def _bisect_gain(measure: Any, target: float, max_gain: float, tolerance: float, steps: int = 8) -> float:
+    """The gain in [0, max_gain] at which ``measure(gain)`` (a width, falling with the gain) meets
+    ``target`` within ``tolerance``; ``max_gain`` when even that leaves it above."""
+    top = measure(max_gain)
+    if np.isfinite(top) and top > target:
         return max_gain
-    for _ in range(8):
+    lo, hi = 0.0, max_gain
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        r = ratio(mid)
-        if np.isfinite(r) and r > target:
+        value = measure(mid)
+        if np.isfinite(value) and abs(value - target) <= tolerance:
+            return mid
+        if np.isfinite(value) and value > target:
             lo = mid
         else:
             hi = mid
-        if np.isfinite(r) and abs(r - target) <= tolerance * target:
-            break
     return 0.5 * (lo + hi)
