@@ -213,7 +213,9 @@ def calibrate_width_restoration(
     -------
     WidthRestoration or None
         None when no line could be measured in any pair (nothing to calibrate on). Tilts whose
-        references are all too noisy take their gain from the blur model (NaN widths).
+        references are all too noisy take their gain from the blur model (NaN widths); when no
+        reference at all is clear, the blur is the median over every measured pair. Every gain
+        keeps to ``max_psnr_loss_db``.
     """
     if not (len(denoised) == len(references) == len(tilts_deg)):
         raise ValueError("denoised, references and tilts_deg must have the same length")
@@ -221,16 +223,18 @@ def calibrate_width_restoration(
     progress = progress or no_progress
     pairs = [(np.asarray(d, np.float32), np.asarray(r, np.float32)) for d, r in zip(denoised, references, strict=True)]
     base = [line_measures(d, r) for d, r in pairs]
+    if not any(np.isfinite(m["width_ratio"]) for m in base):
+        return None
+
+    def blur_of(ms: list[dict[str, Any]]) -> list[float]:
+        return [math.sqrt(m["image_fwhm_px"] ** 2 - m["reference_fwhm_px"] ** 2) / FWHM_PER_SIGMA
+                for m in ms if np.isfinite(m["width_ratio"]) and m["image_fwhm_px"] > m["reference_fwhm_px"]]
+
+    every_blur = blur_of(base)  # the median over all pairs, for when no reference is clear
     for m, var in zip(base, noise, strict=True):  # lines that do not stand above the noise are noise
         if var > 0 and not m["reference_depth"] >= min_line_cnr * math.sqrt(var):
             m["width_ratio"] = math.nan
-    if not any(np.isfinite(m["width_ratio"]) for m in base):
-        return None
-    blur = [
-        math.sqrt(m["image_fwhm_px"] ** 2 - m["reference_fwhm_px"] ** 2) / FWHM_PER_SIGMA
-        for m in base
-        if np.isfinite(m["width_ratio"]) and m["image_fwhm_px"] > m["reference_fwhm_px"]
-    ]
+    blur = blur_of(base) or every_blur
     sigma = float(np.clip(np.median(blur), 0.5, 3.0)) if blur else 1.0
     groups: dict[float, list[int]] = {}
     for i, t in enumerate(tilts_deg):
@@ -244,7 +248,7 @@ def calibrate_width_restoration(
         def width(gain: float, idx: list[int] = idx) -> float:
             return _median([line_measures(high_boost(pairs[i][0], sigma, gain), pairs[i][1])["width_ratio"] for i in idx])
 
-        def mse(gain: float, idx: list[int] = idx) -> float:
+        def mse(gain: float, idx: list[int] = members) -> float:
             """Estimated mean squared error against the noise-free image (summed over the pairs)."""
             total = 0.0
             for i in idx:
@@ -256,6 +260,7 @@ def calibrate_width_restoration(
         gain, w = 0.0, w0
         if not idx:  # no reference clear enough at this tilt: the blur model
             gain = _model_gain([pairs[i][0] for i in members], FWHM_PER_SIGMA * sigma, max_gain, tolerance) if blur else 0.0
+            gain = _within_allowance(gain, mse, max_psnr_loss_db)
             tilts.append(tilt)
             gains.append(round(float(gain), 4))
             before.append(math.nan)
@@ -267,10 +272,9 @@ def calibrate_width_restoration(
         if w0 > 1 + tolerance:
             gain = _bisect_gain(width, 1.0, max_gain, tolerance)
             w = width(gain)
-            ceiling = mse(0.0) * 10 ** (max_psnr_loss_db / 10)
-            while gain > 0 and mse(gain) > ceiling:
-                gain = round(0.8 * gain, 3) if gain > 0.05 else 0.0
-                w = width(gain)
+            allowed = _within_allowance(gain, mse, max_psnr_loss_db)
+            if allowed != gain:
+                gain, w = allowed, width(allowed)
         tilts.append(tilt)
         gains.append(round(float(gain), 4))
         before.append(round(w0, 4))
@@ -278,6 +282,14 @@ def calibrate_width_restoration(
         sources.append("references")
         progress((k + 1) / len(groups), f"line-width restoration at {tilt:g} deg: gain {gain:.2f}, width {w0:.2f} -> {w:.2f}")
     return WidthRestoration(sigma, tuple(tilts), tuple(gains), tuple(before), tuple(after), tuple(sources))
+
+
+def _within_allowance(gain: float, mse: Any, max_psnr_loss_db: float) -> float:
+    """``gain``, lowered in steps of 20 % until its estimated PSNR loss is within the allowance."""
+    ceiling = mse(0.0) * 10 ** (max_psnr_loss_db / 10)
+    while gain > 0 and mse(gain) > ceiling:
+        gain = round(0.8 * gain, 3) if gain > 0.05 else 0.0
+    return gain
 
 
 def _model_gain(frames: list[np.ndarray], blur_fwhm_px: float, max_gain: float, tolerance: float) -> float:
