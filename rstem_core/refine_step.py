@@ -186,7 +186,7 @@ def plain_network_output(series: TiltSeries) -> tuple[np.ndarray, str]:
 
     The high-boost filter that gives denoised lines their width back also sharpens the noise the
     network left; feature positions measured on it are worse (default-size synthetic series,
-    seed 0: angle error 0.19 deg on the restored frames, 0.11 deg on the network output). The
+    seed 0: angle error 0.19 deg on the restored frames, 0.14 deg on the network output). The
     filter is undone exactly (:func:`~rstem_core.denoise.sharpen.undo_high_boost`).
     """
     record = series.metadata.get("width_restoration")

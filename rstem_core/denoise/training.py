@@ -437,13 +437,14 @@ def _calibrate_width(net, source, params: TrainParams, info: dict, progress: Pro
         area = load(name)
         if area.reference is None:
             return None, f"not calibrated: validation area {name} has no DCFI reference"
+        variance = reference_noise_variance(area)
         for j in range(min(per_area, len(area.frames))):
             if cancel is not None:
                 cancel.check()
             denoised.append(denoise_frames(area.frames[j], plain, device=params.device))
             references.append(moved(area.reference, area.drift_px[j]))
             tilts.append(area.stage_tilt_deg)
-            noise.append(reference_noise_variance(area))
+            noise.append(variance)
     progress(0.99, "calibrating the line-width restoration on the validation areas")
     restoration = calibrate_width_restoration(denoised, references, tilts, reference_noise=noise,
                                               max_psnr_loss_db=params.max_psnr_loss_db, cancel=cancel)
