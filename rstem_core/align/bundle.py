@@ -375,8 +375,10 @@ def bundle_adjust(
     rounds : int
         Solve / reject rounds.
     nominal_sigma_deg : float
-        A weak pull of every angle towards its nominal value, degrees: it keeps a frame that
-        the features hardly constrain from wandering off, and is far wider than real errors.
+        A pull of every angle towards its nominal value, degrees (the expected error of the
+        goniometer's reading): it keeps a frame that the features hardly constrain from
+        wandering off. Features in a thin layer tell an angle error from a shift only through
+        their depth spread near zero tilt, so there the pull matters.
     smooth_shifts_px_s2 : float, optional
         Expected size of the drift's acceleration (px/s^2, or px per frame^2 without timing):
         regularises the shifts towards a smooth drift path (a continuously tilted series drifts

@@ -39,6 +39,9 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acceleration", type=float, default=30.0, metavar="DEG_S2",
                         help="expected goniometer angular acceleration in deg/s^2 (deg per frame^2 without "
                              "timestamps); larger lets the angles follow the data more freely (default 30)")
+    parser.add_argument("--angle-sd", type=float, default=1.0, metavar="DEG",
+                        help="expected error of the nominal angles in degrees: every angle is pulled towards "
+                             "its nominal value with this tolerance; larger trusts the images more (default 1)")
     parser.add_argument("--drift-acceleration", type=float, default=5.0, metavar="PX_S2",
                         help="expected drift acceleration in px/s^2 of a continuously tilted series: shifts "
                              "follow a smooth drift path (default 5)")
@@ -79,6 +82,7 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
             method=args.method, source=args.source, contrast=args.contrast,
             find_tilt_axis=not args.no_find_axis, axis_search_deg=args.axis_search, fit_tilt_axis=args.fit_axis,
             smooth_angles=not args.no_smooth, angle_acceleration_deg_s2=args.acceleration,
+            nominal_angle_sd_deg=args.angle_sd,
             drift_acceleration_px_s2=None if args.free_shifts else args.drift_acceleration, thickness_nm=args.thickness,
             binning=args.binning, rounds=args.rounds, device=args.device,
         )

@@ -191,6 +191,7 @@ def refine_alignment(
     fit_tilt_axis: bool = False,
     smooth_deg_s2: float | None = 30.0,
     smooth_shifts_px_s2: float | None = None,
+    nominal_sd_deg: float = 1.0,
     thickness_px: float | None = None,
     binning: int | None = None,
     rounds: int = 3,
@@ -233,6 +234,9 @@ def refine_alignment(
         Expected acceleration of the specimen drift, px/s^2 (px per frame^2 without timestamps):
         regularises the shifts towards a smooth drift path (continuous tilt); None leaves every
         frame's shift free (stop-and-go series whose stage tracking jumps).
+    nominal_sd_deg : float
+        Expected error of the nominal angles, degrees: the feature solution pulls every angle
+        towards its nominal value with this tolerance.
     thickness_px : float, optional
         Specimen thickness in pixels (estimated from the data if not given).
     binning : int, optional
@@ -328,6 +332,7 @@ def refine_alignment(
             small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth_deg_s2,
             fit_tilt_axis, rounds, max_features, device, sub_progress(progress, 0.35, 0.95), cancel,
             shift_smooth=None if smooth_shifts_px_s2 is None else smooth_shifts_px_s2 / b,
+            nominal_sd=nominal_sd_deg,
         )
         n_kept = outcome["kept"]
         d = np.diff(outcome["angles"][usable])
@@ -395,7 +400,7 @@ def refine_alignment(
 
 def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth, fit_axis,
                     rounds, max_features, device, progress, cancel, model_snr: float = 6.0,
-                    shift_smooth: float | None = None) -> dict:
+                    shift_smooth: float | None = None, nominal_sd: float = 1.0) -> dict:
     """Rounds of reconstruct / detect / measure / solve on the binned signal."""
     n, rows, cols = small.shape
     angles, shifts = angles.copy(), shifts.copy()
@@ -439,6 +444,7 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
             tracks, angles, shifts, points, (rows, cols), nominal_angles_deg=nominal, usable=usable,
             timing=timing, smooth_deg_s2=smooth, fit_tilt_axis=fit_axis, tilt_axis_deg=axis,
             point_sigma_px=3.0, smooth_shifts_px_s2=shift_smooth, anchor_frames=_ANCHOR_FRAMES,
+            nominal_sigma_deg=nominal_sd,
         )
         angles, shifts, axis = result.angles_deg.copy(), result.shifts_px.copy(), result.tilt_axis_deg
         kept = int(result.kept_features.sum())

@@ -157,3 +157,29 @@ def test_tilt_axis_direction_is_refined(axis_deg: float) -> None:
                         fit_tilt_axis=True, point_sigma_px=100.0)
     assert abs(res.tilt_axis_deg - axis_deg) < 0.05
     assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.05
+
+
+@pytest.mark.parametrize("seed", [10, 12])
+def test_nominal_angle_prior_keeps_a_thin_slab_from_wandering(seed: int) -> None:
+    """Features in a thin layer hardly tell an angle error from a shift near zero tilt: with a
+    wide pull towards the nominal angles the noisy solution ends further from the truth than the
+    nominal angles were; a pull of about the goniometer's real error helps."""
+    rng = np.random.default_rng(seed)
+    nominal, true, shifts = _geometry(rng)
+    m = 15
+    pts = np.c_[rng.uniform(-100, 100, m), rng.uniform(-100, 100, m), rng.uniform(-3, 3, m)]
+    pts[:, 2] -= pts[:, 2].mean()
+    seen = _seen(pts, true, shifts)
+    noise = 0.7
+    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
+                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    start = pts + rng.normal(0, 2, pts.shape)
+
+    def error(sd: float) -> float:
+        res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), start, (ROWS, COLS), nominal_angles_deg=nominal,
+                            point_sigma_px=100.0, nominal_sigma_deg=sd)
+        return float(np.sqrt(np.mean((res.angles_deg - true) ** 2)))
+
+    nominal_error = float(np.sqrt(np.mean((nominal - true) ** 2)))  # 0.52 deg
+    assert error(5.0) > 1.1 * nominal_error
+    assert error(1.0) < 0.9 * nominal_error
