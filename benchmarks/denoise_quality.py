@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE.safetensors",
                         help="also score this trained model (repeatable); with --modes and no names, no training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start-from", default="scratch", choices=["scratch", "starter"],
+                        help="initial weights (default scratch: the shipped starter was trained on the same "
+                             "simulated specimen, so starting from it would carry the test areas' specimen in)")
     parser.add_argument("--save-models", type=Path, metavar="DIR", help="write each trained model as safetensors here")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -126,7 +129,7 @@ def main() -> None:
                 params = TrainParams(mode=mode, depth=depth, base_channels=width, unshuffle=unshuffle,
                                      convs_per_level=convs, epochs=epochs, patience=max(3, epochs // 4),
                                      patches_per_frame=ppf, seed=args.seed, exclude_areas=tuple(test), device="cpu",
-                                     loss=args.loss)
+                                     loss=args.loss, start_from=args.start_from)
                 t0 = time.perf_counter()
                 model = train_denoiser(proj, params)
                 history = model.description["training"]["history"]
@@ -159,7 +162,7 @@ def main() -> None:
         "default_method": default, "methods": vs_truth, "methods_vs_dcfi": vs_dcfi,
         "targets": {**checks[default], "per_mode": checks}, "training": training,
         "test_areas": {str(int(round(t))): v for t, v in held.items()},
-        "config": {"quick": args.quick, "shape": args.shape, "epochs": epochs, "patches_per_frame": ppf,
+        "config": {"quick": args.quick, "start_from": args.start_from, "shape": args.shape, "epochs": epochs, "patches_per_frame": ppf,
                    "project": str(args.project) if args.project else "simulated", "setup_s": round(setup_s, 1),
                    "total_s": round(time.perf_counter() - started, 1)},
     }))

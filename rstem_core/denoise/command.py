@@ -41,6 +41,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not calibrate the line-width restoration after training")
     parser.add_argument("--max-psnr-loss", type=float, default=1.5, metavar="DB",
                         help="most PSNR the line-width restoration may cost at any tilt (default 1.5 dB)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="begin from random weights, not from the shipped starter model")
     parser.add_argument("--resume", action="store_true", help="continue training the stored model")
     parser.add_argument("--export", type=Path, metavar="FILE.safetensors",
                         help="also write the trained weights to this file")
@@ -59,7 +61,8 @@ def cmd_train(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
                              batch_size=args.batch, learning_rate=args.learning_rate, depth=args.depth,
                              base_channels=args.width, validation_fraction=args.validation,
                              max_memory_mb=args.max_memory, seed=args.seed, device=args.device,
-                             restore_width=not args.no_restore_width, max_psnr_loss_db=args.max_psnr_loss)
+                             restore_width=not args.no_restore_width, max_psnr_loss_db=args.max_psnr_loss,
+                             start_from="scratch" if args.from_scratch else "starter")
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     if args.export is not None and args.export.suffix != ".safetensors":

@@ -24,7 +24,7 @@ from .weights import export_safetensors
 def make_starter(out: Path, *, project: Path | None = None, size: int = 256, seed: int = 0,
                  params: TrainParams | None = None) -> dict:
     """Train the starter model and write ``out`` (.safetensors) and its ``.json`` description."""
-    params = params or TrainParams()
+    params = params or TrainParams(start_from="scratch")
     with tempfile.TemporaryDirectory() as tmp:
         if project is None:
             project = Path(tmp) / "starter.h5"
@@ -52,7 +52,7 @@ def main() -> None:
     d, w, u, c = (int(v) for v in args.shape.split(","))
     params = TrainParams(depth=d, base_channels=w, unshuffle=u, convs_per_level=c, epochs=args.epochs,
                          patience=max(3, args.epochs // 5), patches_per_frame=args.patches_per_frame,
-                         exclude_areas=tuple(args.exclude))
+                         exclude_areas=tuple(args.exclude), start_from="scratch")
     desc = make_starter(args.out, project=args.project, size=args.size, params=params)
     print(json.dumps(desc["metrics"]))
 

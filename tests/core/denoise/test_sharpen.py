@@ -97,6 +97,17 @@ def test_a_tilt_with_too_noisy_references_takes_its_gain_from_the_blur_model() -
     assert r.to_json()["width_before"][1] is None
 
 
+def test_no_calibration_when_no_reference_stands_above_its_noise() -> None:
+    """Lines as deep as the references' noise: their measured widths are noise ridges, so no
+    blur can be told and no restoration is made (rather than a guess that sharpens noise)."""
+    refs = [dark_lines(3.0, seed) for seed in range(2)]
+    blurred = [ndimage.gaussian_filter(r, 1.2) for r in refs]
+    assert calibrate_width_restoration(blurred, refs, [0.0, 20.0], reference_noise=[40.0**2] * 2) is None
+    clear = calibrate_width_restoration(blurred, refs, [0.0, 20.0], reference_noise=[1.0] * 2,
+                                        max_psnr_loss_db=10.0)
+    assert clear is not None and min(clear.gains) > 0.5
+
+
 def test_undoing_the_high_boost_gives_the_frames_back() -> None:
     from rstem_core.denoise.sharpen import undo_high_boost
 
