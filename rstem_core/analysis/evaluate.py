@@ -125,10 +125,12 @@ def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> d
 def truth_centres(project: Project, shape: tuple[int, int, int], voxel_nm: float,
                   border_px: int = 0) -> dict[str, np.ndarray]:
     """The true lines' crossings with the volume's yz (key "x") and xz (key "y") sections, at
-    least ``border_px`` voxels inside the volume's faces."""
+    least ``border_px`` voxels inside the volume's x and y faces, at every depth of the specimen
+    (a volume made too thin to hold a dislocation has missed it)."""
     lines = [np.asarray(line, dtype=np.float64) for line in project.read_json("truth/lines")]
     nz, ny, nx = shape
     half = ((np.array([nx, ny, nz], dtype=np.float64) - 1) / 2 - border_px) * voxel_nm  # x, y, z
+    half[2] = np.inf
     out = {}
     for axis, n in (("x", nx), ("y", ny)):
         planes = (np.arange(n) - (n - 1) / 2) * voxel_nm

@@ -350,8 +350,10 @@ def compare_centres(
         sections, z from both); ``pairs`` and ``reference_centres`` per section kind;
         ``completeness``: share of reference centres paired; ``precision``: share of found
         centres paired (false detections lower it); ``offset_nm``; ``dz_by_y_nm`` and
-        ``dz_by_x_nm`` with their band centres ``y_bands_nm``/``x_bands_nm``; ``pairs_xyz_nm``:
-        (found, reference) point lists for plots.
+        ``dz_by_x_nm`` with their band centres ``y_bands_nm``/``x_bands_nm``;
+        ``completeness_by_z``: the share of reference centres paired in ``bins`` bands of depth
+        (centres ``z_bands_nm``; where in the slab dislocations are missed, e.g. near its
+        surfaces); ``pairs_xyz_nm``: (found, reference) point lists for plots.
     """
     axes = [a for a in ("x", "y") if a in found and a in reference]
     offset = np.zeros(3)  # x, y, z of found minus reference
@@ -401,6 +403,8 @@ def compare_centres(
     x_centres, dz_x = bands(refs[:, 0], half_x) if refs.size else ([], [])
     pairs = {a: {"found": np.round(r.found_xyz_nm, 2).tolist(), "reference": np.round(r.reference_xyz_nm, 2).tolist()}
              for a, r in results.items()}
+    z_centres, z_share = depth_completeness(
+        np.concatenate([reference[a] for a in axes]) if axes else np.zeros((0, 3)), refs, bins)
     return {
         "position_error_nm": {"x": mean_or_nan(abs_x), "y": mean_or_nan(abs_y), "z": mean_or_nan(np.abs(dz))},
         "pairs": {a: int(r.dxyz_nm.shape[0]) for a, r in results.items()},
@@ -414,5 +418,22 @@ def compare_centres(
         "dz_by_y_nm": dz_y,
         "x_bands_nm": x_centres,
         "dz_by_x_nm": dz_x,
+        "z_bands_nm": z_centres,
+        "completeness_by_z": z_share,
         "pairs_xyz_nm": pairs,
     }
+
+
+def depth_completeness(reference: np.ndarray, paired: np.ndarray, bins: int = 8) -> tuple[list[float], list[float]]:
+    """Share of reference centres (x, y, z nm) that were paired, in ``bins`` equal bands of z
+    spanning the reference centres: (band centres in nm, shares; NaN for an empty band)."""
+    z = np.asarray(reference, dtype=np.float64).reshape(-1, 3)[:, 2]
+    zp = np.asarray(paired, dtype=np.float64).reshape(-1, 3)[:, 2]
+    if z.size == 0:
+        return [], []
+    edges = np.linspace(z.min(), z.max(), bins + 1)
+    edges[-1] = np.nextafter(edges[-1], np.inf)  # the deepest centre in the last band
+    total = np.histogram(z, edges)[0]
+    found = np.histogram(zp, edges)[0]
+    shares = [round(float(f / t), 4) if t else float("nan") for f, t in zip(found, total, strict=True)]
+    return [round(float(c), 2) for c in (edges[:-1] + edges[1:]) / 2], shares

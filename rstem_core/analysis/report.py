@@ -132,15 +132,20 @@ def plot_positions(report: dict[str, Any], folder: Path) -> list[str]:
         ax.set(xlabel=f"{name} (nm)", ylabel="z (nm)", title=f"paired centres, {name}z sections")
         ax.legend(fontsize=8)
     names = [_save(fig, folder, "centres.png")]
-    fig = _figure(11, 3.4)
-    axes = fig.subplots(1, 2)
+    fig = _figure(15, 3.4)
+    axes = fig.subplots(1, 3)
     for ax, (bands, values, name) in zip(
-            axes, ((report.get("y_bands_nm"), report.get("dz_by_y_nm"), "y"),
-                   (report.get("x_bands_nm"), report.get("dz_by_x_nm"), "x")), strict=True):
+            axes[:2], ((report.get("y_bands_nm"), report.get("dz_by_y_nm"), "y"),
+                       (report.get("x_bands_nm"), report.get("dz_by_x_nm"), "x")), strict=True):
         if bands:
             ax.plot(bands, values, "o-", color="tab:blue")
         ax.axhline(0, color="k", lw=0.5)
         ax.set(xlabel=f"{name} (nm)", ylabel="mean dz (nm)", title=f"depth error against {name}")
+    depth, share = report.get("z_bands_nm"), report.get("completeness_by_z")
+    if depth:
+        axes[2].plot(depth, 100 * np.asarray(share, dtype=float), "o-", color="tab:green")
+    axes[2].set(xlabel="z (nm)", ylabel=f"{reference} centres found (%)", ylim=(0, 105),
+                title="completeness against depth")
     names.append(_save(fig, folder, "dz.png"))
     return names
 

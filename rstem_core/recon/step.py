@@ -33,7 +33,7 @@ from . import (
     row_times_s,
     slab_pad_rows,
 )
-from .thickness import bin_frames, estimate_thickness_px
+from .thickness import bin_frames, estimate_thickness_px, slab_clarity
 
 SOURCES = {
     "aligned": "processed/aligned",
@@ -65,6 +65,15 @@ class ReconstructionParams:
         z extent of the volume in nm; None estimates it from the data (plus ``margin_nm``).
     margin_nm : float
         Added above and below the estimated thickness, nm.
+    fallback_thickness_nm : float
+        Thickness used when ``thickness_nm`` is None and the data show no clear specimen layer
+        (its depth profile's peak less than ``min_slab_clarity`` times its background, see
+        :func:`~rstem_core.recon.thickness.slab_clarity`): frames too noisy to estimate from. The
+        default is the specimens this workbench is made for (300 nm thick steel foils).
+    min_slab_clarity : float
+        Smallest peak-to-background ratio of the depth profile for which the estimate is
+        trusted (default-size synthetic series: about 65; 128 px ones at the rapid dose 2-2.5,
+        with estimates of 110-150 nm for a 300 nm slab; 4x that dose: 3.1, 283 nm).
     pad_rows : int or None
         Volume rows (pixels after binning) reconstructed above and below the frame's rows and cut
         off afterwards: room for the specimen that tilted views show beyond the frame, which
@@ -92,6 +101,8 @@ class ReconstructionParams:
     filter_window: str = "ram-lak"
     thickness_nm: float | None = None
     margin_nm: float = 20.0
+    fallback_thickness_nm: float = 300.0
+    min_slab_clarity: float = 3.0
     pad_rows: int | None = None
     binning: int = 1
     time_lag: bool = True
@@ -117,6 +128,10 @@ class ReconstructionParams:
             raise ValueError(f"pad_rows must be >= 0 or None (automatic), got {self.pad_rows}")
         if self.margin_nm < 0:
             raise ValueError(f"margin_nm must be >= 0, got {self.margin_nm}")
+        if not self.fallback_thickness_nm > 0:
+            raise ValueError(f"fallback_thickness_nm must be positive, got {self.fallback_thickness_nm}")
+        if self.min_slab_clarity < 0:
+            raise ValueError(f"min_slab_clarity must be >= 0, got {self.min_slab_clarity}")
         if self.source != "auto" and self.source not in SOURCES:
             raise ValueError(f"source must be auto or one of {', '.join(SOURCES)}, got {self.source!r}")
 
@@ -254,13 +269,20 @@ def reconstruct_series(
     if params.thickness_nm is None:
         progress(0.1, "estimating the specimen thickness")
         mode = params.preprocessing.mode
-        thick_px, _ = estimate_thickness_px(
-            bin_frames(series.frames, b), angles, binning=max(1, 4 // b),
+        thick_px, profile = estimate_thickness_px(
+            bin_frames(series.frames, b), angles, binning=max(1, round(min(signal.shape[1:]) / 128)),
             dark_lines=None if mode == "none" else params.preprocessing.dark_lines,
             device=params.device, progress=sub_progress(progress, 0.1, 0.25), cancel=cancel,
         )
-        thickness_nm = thick_px * voxel_nm
-        notes.append(f"thickness estimated from the data: {thickness_nm:.0f} nm")
+        clarity = slab_clarity(profile)
+        if clarity >= params.min_slab_clarity:
+            thickness_nm = thick_px * voxel_nm
+            notes.append(f"thickness estimated from the data: {thickness_nm:.0f} nm")
+        else:
+            thickness_nm = float(params.fallback_thickness_nm)
+            notes.append(f"no clear specimen layer in the data (depth contrast {clarity:.1f} < "
+                         f"{params.min_slab_clarity:g}): thickness taken as {thickness_nm:.0f} nm; set it "
+                         "with --thickness")
     else:
         thickness_nm = float(params.thickness_nm)
     nz = max(1, int(round((thickness_nm + 2 * params.margin_nm) / voxel_nm)))

@@ -45,6 +45,20 @@ def slab_extent(profile: np.ndarray, edge_fraction: float = 0.2, level: float = 
     return start, stop
 
 
+def slab_clarity(profile: np.ndarray, edge_fraction: float = 0.2) -> float:
+    """How clearly a depth profile shows a layer: its peak over its background (25th percentile),
+    the outer ``edge_fraction`` at each end left out. Noise-free and well denoised series give
+    tens (default-size synthetic series: about 65); frames too noisy to hold 3D structure about
+    2 (128 px synthetic series at the rapid dose: 2.0-2.5), where the "layer" is a noise bump."""
+    p = np.asarray(profile, dtype=np.float64)
+    n = p.size
+    lo, hi = int(n * edge_fraction), n - int(n * edge_fraction)
+    if hi - lo < 3:
+        return 0.0
+    floor = float(np.percentile(p[lo:hi], 25))
+    return float(p[lo:hi].max() / floor) if floor > 0 else float("inf")
+
+
 def estimate_thickness_px(
     frames: np.ndarray,
     angles_deg: np.ndarray,

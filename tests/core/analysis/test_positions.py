@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rstem_core.analysis import find_centres_yz, line_crossings_yz, pair_centres
+from rstem_core.analysis.positions import compare_centres
 
 
 def _tube_volume(nz: int, ny: int, nx: int, y_px: float, z_px: float, sigma: float = 1.5) -> np.ndarray:
@@ -72,3 +73,15 @@ def test_a_few_very_bright_voxels_do_not_hide_ordinary_dislocations() -> None:
     assert c.xyz_nm.shape == (24, 3)  # all three in all eight sections, the artefact ignored
     ys = np.sort(np.unique(np.round(c.xyz_nm[:, 1] / 4.0 + 30)))
     np.testing.assert_allclose(ys, [12, 30, 47])
+
+
+def test_completeness_by_depth_shows_where_centres_are_missed() -> None:
+    # reference centres spread through a 300 nm slab; those within 30 nm of its surfaces are missed
+    z = np.linspace(-148, 148, 60)
+    ref = np.c_[np.zeros_like(z), np.arange(60) * 40.0, z]
+    found = ref[np.abs(z) < 120] + [0.0, 1.0, 2.0]
+    out = compare_centres({"x": found}, {"x": ref}, voxel_nm=4.0, max_distance_nm=10.0, register=False, bins=5)
+    shares = out["completeness_by_z"]
+    assert len(out["z_bands_nm"]) == 5 and out["z_bands_nm"][0] < -100 < 100 < out["z_bands_nm"][-1]
+    assert shares[2] == 1.0 and shares[0] < 0.6 and shares[-1] < 0.6
+    assert out["completeness"] == pytest.approx(np.mean(np.abs(z) < 120), abs=1e-3)

@@ -113,3 +113,33 @@ def test_cli_reconstruct_then_export_volume(tmp_path: Path, capsys: pytest.Captu
         assert float(m.voxel_size.x) == pytest.approx(45.6)
     assert main(["reconstruct", str(path), "--iterations", "0"]) == 2
     assert "iterations must be at least 1" in capsys.readouterr().err
+
+
+def test_frames_without_a_clear_layer_take_the_fallback_thickness(tmp_path: Path) -> None:
+    """Pure noise shows no specimen layer: the estimate of such frames means nothing, so the
+    volume takes the fallback thickness and says so; a thin layer of lines is estimated."""
+    rng = np.random.default_rng(0)
+    n, rows, cols = 21, 64, 64
+    angles = np.linspace(-60, 60, n)
+    noise = TiltSeries(rng.normal(100, 10, (n, rows, cols)).astype(np.float32), angles, 4.56)
+    path = tmp_path / "noise.h5"
+    with Project.create(path) as proj, proj.edit() as w:
+        w.write_series("raw/rapid", noise)
+    with Project.open(path, "a") as proj:
+        vol = run_reconstruction(proj, _params(thickness_nm=None, fallback_thickness_nm=30 * 4.56, iterations=5))
+    assert vol.shape[0] == 30
+    assert any("no clear specimen layer" in note for note in vol.metadata["notes"])
+    # bright lines in a 12 px layer in the middle of the depth
+    layer = np.zeros((64, rows, cols), np.float32)
+    for k in range(12):
+        z, y = 26 + k, 4 + 5 * k
+        layer[z, y : y + 2, :] = 1.0
+        layer[z, :, 4 + 5 * k : 6 + 5 * k] += 1.0
+    frames = Projector(Geometry(angles, rows, cols, 64), "cpu").project(layer)
+    path = tmp_path / "layer.h5"
+    with Project.create(path) as proj, proj.edit() as w:
+        w.write_series("raw/rapid", TiltSeries(frames, angles, 4.56))
+    with Project.open(path, "a") as proj:
+        vol = run_reconstruction(proj, _params(thickness_nm=None, fallback_thickness_nm=30 * 4.56, iterations=5))
+    assert any("estimated from the data" in note for note in vol.metadata["notes"])
+    assert 8 <= vol.shape[0] <= 24
