@@ -36,9 +36,9 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also refine a small remaining tilt-axis rotation (deg) in the least squares")
     parser.add_argument("--no-smooth", action="store_true",
                         help="leave every frame's angle free instead of a smooth angle-against-time curve")
-    parser.add_argument("--acceleration", type=float, default=30.0, metavar="DEG_S2",
+    parser.add_argument("--acceleration", type=float, default=10.0, metavar="DEG_S2",
                         help="expected goniometer angular acceleration in deg/s^2 (deg per frame^2 without "
-                             "timestamps); larger lets the angles follow the data more freely (default 30)")
+                             "timestamps); larger lets the angles follow the data more freely (default 10)")
     parser.add_argument("--angle-sd", type=float, default=1.0, metavar="DEG",
                         help="expected error of the nominal angles in degrees: every angle is pulled towards "
                              "its nominal value with this tolerance; larger trusts the images more (default 1)")

@@ -189,7 +189,7 @@ def refine_alignment(
     estimate_axis: bool = True,
     axis_search_deg: float = 90.0,
     fit_tilt_axis: bool = False,
-    smooth_deg_s2: float | None = 30.0,
+    smooth_deg_s2: float | None = 10.0,
     smooth_shifts_px_s2: float | None = None,
     nominal_sd_deg: float = 1.0,
     thickness_px: float | None = None,
