@@ -33,7 +33,7 @@ from . import (
     row_times_s,
     slab_pad_rows,
 )
-from .thickness import bin_frames, estimate_thickness_px, slab_clarity
+from .thickness import bin_frames, estimate_thickness_px, slab_clarity, slab_offset_px
 
 SOURCES = {
     "aligned": "processed/aligned",
@@ -278,6 +278,11 @@ def reconstruct_series(
         if clarity >= params.min_slab_clarity:
             thickness_nm = thick_px * voxel_nm
             notes.append(f"thickness estimated from the data: {thickness_nm:.0f} nm")
+            off_nm = slab_offset_px(profile, thick_px) * voxel_nm
+            if abs(off_nm) > params.margin_nm / 2:
+                notes.append(f"the specimen layer lies {off_nm:+.0f} nm off the tilt axis in z: the volume, "
+                             "centred on the axis, is made that much taller on each side to hold it")
+                thickness_nm += 2 * abs(off_nm)
         else:
             thickness_nm = float(params.fallback_thickness_nm)
             notes.append(f"no clear specimen layer in the data (depth contrast {clarity:.1f} < "

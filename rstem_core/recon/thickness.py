@@ -59,6 +59,16 @@ def slab_clarity(profile: np.ndarray, edge_fraction: float = 0.2) -> float:
     return float(p[lo:hi].max() / floor) if floor > 0 else float("inf")
 
 
+def slab_offset_px(profile: np.ndarray, thickness_px: float) -> float:
+    """Depth of the middle of the layer that :func:`slab_extent` finds in the profile of
+    :func:`estimate_thickness_px`, relative to the tilt axis (the tall volume's middle), in the
+    unbinned pixels of ``thickness_px`` (positive: towards +z)."""
+    start, stop = slab_extent(profile)
+    n = np.asarray(profile).size
+    binning = thickness_px / max(stop - start, 1)
+    return float(((start + stop - 1) / 2 - (n - 1) / 2) * binning)
+
+
 def estimate_thickness_px(
     frames: np.ndarray,
     angles_deg: np.ndarray,

@@ -16,7 +16,12 @@ from rstem_core.recon import (
     slab_pad_rows,
 )
 from rstem_core.recon.algorithms import angular_weights
-from rstem_core.recon.thickness import bin_frames, estimate_thickness_px, slab_extent
+from rstem_core.recon.thickness import (
+    bin_frames,
+    estimate_thickness_px,
+    slab_extent,
+    slab_offset_px,
+)
 
 
 def _blobs(nz: int, ny: int, nx: int, n: int = 25, seed: int = 0, margin: int = 4) -> np.ndarray:
@@ -234,6 +239,19 @@ def test_thickness_estimate_finds_the_slab() -> None:
     thickness, profile = estimate_thickness_px(series, g.angles_deg, binning=2, dark_lines=None, device="cpu")
     assert profile.shape == (rows // 2,)
     assert 0.7 * nz_true <= thickness <= 1.6 * nz_true
+
+
+def test_a_slab_off_the_tilt_axis_is_located() -> None:
+    """A layer whose middle lies 16 px below the axis: its offset is measured, so the volume can
+    be made tall enough to hold it."""
+    rows, nz_true = 96, 20
+    vol = np.zeros((rows, rows, 8), np.float32)
+    top = (rows - nz_true) // 2 - 16
+    vol[top : top + nz_true] = _blobs(nz_true, rows, 8, n=60, margin=3)
+    g = Geometry(np.linspace(-70, 70, 36), rows, 8, rows)
+    series = Projector(g, "cpu").project(vol)
+    thickness, profile = estimate_thickness_px(series, g.angles_deg, binning=2, dark_lines=None, device="cpu")
+    assert slab_offset_px(profile, thickness) == pytest.approx(-16.0, abs=3.0)
 
 
 def test_thickness_of_the_synthetic_specimen(tmp_path) -> None:
