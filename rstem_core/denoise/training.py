@@ -374,16 +374,13 @@ def train_denoiser(
     rng = np.random.default_rng(params.seed)
     train_pool, val_pool, info = build_patch_pools(source, params, rng, progress, cancel)
     device = pick_device(params.device)
+    begin, info["started_from"] = initial, "resumed" if initial is not None else "random weights"
+    if initial is None and params.start_from == "starter":
+        begin, info["started_from"] = _starter_weights(params, info.get("pixel_size_nm"))
+        progress(0.0, "starting from " + info["started_from"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
-        net = copy.deepcopy(initial.network) if initial is not None else UNet.from_architecture(params.architecture())
-    info["started_from"] = "resumed" if initial is not None else "random weights"
-    if initial is None and params.start_from == "starter":
-        starter, start_note = _starter_weights(params, info.get("pixel_size_nm"))
-        info["started_from"] = start_note
-        progress(0.0, "starting from " + start_note)
-        if starter is not None:
-            net = copy.deepcopy(starter.network)
+        net = copy.deepcopy(begin.network) if begin is not None else UNet.from_architecture(params.architecture())
     if params.patch_px % net.size_multiple:
         raise RstemError(f"patch_px={params.patch_px} is not a multiple of the network's {net.size_multiple} px")
     net = net.to(device).train()

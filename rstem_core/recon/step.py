@@ -269,8 +269,9 @@ def reconstruct_series(
     if params.thickness_nm is None:
         progress(0.1, "estimating the specimen thickness")
         mode = params.preprocessing.mode
+        estimate_binning = max(1, round(min(signal.shape[1:]) / 128))  # frames of about 128 px
         thick_px, profile = estimate_thickness_px(
-            bin_frames(series.frames, b), angles, binning=max(1, round(min(signal.shape[1:]) / 128)),
+            bin_frames(series.frames, b), angles, binning=estimate_binning,
             dark_lines=None if mode == "none" else params.preprocessing.dark_lines,
             device=params.device, progress=sub_progress(progress, 0.1, 0.25), cancel=cancel,
         )
@@ -278,7 +279,7 @@ def reconstruct_series(
         if clarity >= params.min_slab_clarity:
             thickness_nm = thick_px * voxel_nm
             notes.append(f"thickness estimated from the data: {thickness_nm:.0f} nm")
-            off_nm = slab_offset_px(profile, thick_px) * voxel_nm
+            off_nm = slab_offset_px(profile, estimate_binning) * voxel_nm
             if abs(off_nm) > params.margin_nm / 2:
                 notes.append(f"the specimen layer lies {off_nm:+.0f} nm off the tilt axis in z: the volume, "
                              "centred on the axis, is made that much taller on each side to hold it")

@@ -20,6 +20,15 @@ def bin_frames(frames: np.ndarray, factor: int) -> np.ndarray:
     return f.reshape(n, r // factor, factor, c // factor, factor).mean(axis=(2, 4))
 
 
+def _inner_background(profile: np.ndarray, edge_fraction: float) -> tuple[np.ndarray, int, int, float | None]:
+    """The profile as float, the inner run ``lo:hi`` (``edge_fraction`` left out at each end) and
+    its background (25th percentile; None when the inner run is shorter than 3)."""
+    p = np.asarray(profile, dtype=np.float64)
+    n = p.size
+    lo, hi = int(n * edge_fraction), n - int(n * edge_fraction)
+    return p, lo, hi, float(np.percentile(p[lo:hi], 25)) if hi - lo >= 3 else None
+
+
 def slab_extent(profile: np.ndarray, edge_fraction: float = 0.2, level: float = 0.15) -> tuple[int, int]:
     """The contiguous run of a depth profile that stands above its background, around its peak.
 
@@ -27,15 +36,13 @@ def slab_extent(profile: np.ndarray, edge_fraction: float = 0.2, level: float = 
     ignored (SIRT piles up artefacts at the top and bottom of a tall volume); the run extends from
     the peak while the excess stays above ``level`` times the peak's excess.
     """
-    p = np.asarray(profile, dtype=np.float64)
-    n = p.size
-    lo, hi = int(n * edge_fraction), n - int(n * edge_fraction)
-    if hi - lo < 3:
-        return 0, n
-    excess = p - np.percentile(p[lo:hi], 25)
+    p, lo, hi, floor = _inner_background(profile, edge_fraction)
+    if floor is None:
+        return 0, p.size
+    excess = p - floor
     peak = lo + int(np.argmax(excess[lo:hi]))
     if excess[peak] <= 0:
-        return 0, n
+        return 0, p.size
     cut = level * excess[peak]
     start, stop = peak, peak + 1
     while start > lo and excess[start - 1] > cut:
@@ -50,22 +57,18 @@ def slab_clarity(profile: np.ndarray, edge_fraction: float = 0.2) -> float:
     the outer ``edge_fraction`` at each end left out. Noise-free and well denoised series give
     tens (default-size synthetic series: about 65); frames too noisy to hold 3D structure about
     2 (128 px synthetic series at the rapid dose: 2.0-2.5), where the "layer" is a noise bump."""
-    p = np.asarray(profile, dtype=np.float64)
-    n = p.size
-    lo, hi = int(n * edge_fraction), n - int(n * edge_fraction)
-    if hi - lo < 3:
+    p, lo, hi, floor = _inner_background(profile, edge_fraction)
+    if floor is None:
         return 0.0
-    floor = float(np.percentile(p[lo:hi], 25))
     return float(p[lo:hi].max() / floor) if floor > 0 else float("inf")
 
 
-def slab_offset_px(profile: np.ndarray, thickness_px: float) -> float:
+def slab_offset_px(profile: np.ndarray, binning: int) -> float:
     """Depth of the middle of the layer that :func:`slab_extent` finds in the profile of
-    :func:`estimate_thickness_px`, relative to the tilt axis (the tall volume's middle), in the
-    unbinned pixels of ``thickness_px`` (positive: towards +z)."""
+    :func:`estimate_thickness_px` made with ``binning``, relative to the tilt axis (the tall
+    volume's middle), in unbinned pixels (positive: towards +z)."""
     start, stop = slab_extent(profile)
     n = np.asarray(profile).size
-    binning = thickness_px / max(stop - start, 1)
     return float(((start + stop - 1) / 2 - (n - 1) / 2) * binning)
 
 
