@@ -364,11 +364,20 @@ def compare_centres(
         shift[0 if axis == "x" else 1] = plane_shift * voxel_nm  # a section moves by whole sections
         return _pair(found[axis] - shift, reference[axis], axis, radius, voxel_nm / 2)
 
+    def spread(e: PositionErrors, axis: str) -> float:
+        """Median in-plane distance of the pairs about their median offset: small only where the
+        sections are lined up (a section too far pairs every centre with its line's crossing
+        one section away, off by the line's slope)."""
+        d = e.dxyz_nm[:, [2, 1 if axis == "x" else 0]]
+        return float(np.median(np.hypot(*(d - np.median(d, axis=0)).T))) if d.shape[0] >= 3 else np.inf
+
     if register:
         for _ in range(3):  # alternate: line the sections up, then measure the in-plane offset
             for a in axes:
                 tries = {k: moved(a, k, 3 * max_distance_nm) for k in range(-3, 4)}
-                planes[a] = max(tries, key=lambda k: (tries[k].dxyz_nm.shape[0], -abs(k)))
+                most = max(t.dxyz_nm.shape[0] for t in tries.values())
+                usable = [k for k in tries if tries[k].dxyz_nm.shape[0] >= 0.5 * most]
+                planes[a] = min(usable, key=lambda k: (round(spread(tries[k], a) / voxel_nm, 1), abs(k)))
                 d = tries[planes[a]].dxyz_nm
                 if d.shape[0] >= 3:
                     offset[1 if a == "x" else 0] += float(np.median(d[:, 1 if a == "x" else 0]))

@@ -85,3 +85,18 @@ def test_completeness_by_depth_shows_where_centres_are_missed() -> None:
     assert len(out["z_bands_nm"]) == 5 and out["z_bands_nm"][0] < -100 < 100 < out["z_bands_nm"][-1]
     assert shares[2] == 1.0 and shares[0] < 0.6 and shares[-1] < 0.6
     assert out["completeness"] == pytest.approx(np.mean(np.abs(z) < 120), abs=1e-3)
+
+
+def test_registration_keeps_lined_up_sections_where_a_neighbouring_section_pairs_more() -> None:
+    # the same straight lines in both sets, but the reference reaches a few sections further on one
+    # side: pairing found section s with reference section s + 1 then gives more pairs than the
+    # true alignment, each off by the lines' slope; the registration must not take that shift
+    v = 4.0
+    t = np.array([1.0, 0.4, 0.6])  # one direction (one slip system), lines 30 nm or more apart
+    lines = [np.stack([p - 400 * t, p + 400 * t])
+             for p in (np.array([0.0, y, z]) for y in np.linspace(-150, 150, 10) for z in (-60, -20, 20, 60))]
+    found = {"x": line_crossings_yz(lines, np.arange(-20, 21) * v)}
+    reference = {"x": line_crossings_yz(lines, np.arange(-25, 19) * v)}
+    out = compare_centres(found, reference, voxel_nm=v, max_distance_nm=30.0)
+    assert all(abs(o) < 0.05 * v for o in out["offset_nm"].values()), out["offset_nm"]
+    assert out["position_error_nm"]["z"] < 0.05 * v and out["position_error_nm"]["y"] < 0.05 * v
