@@ -115,6 +115,9 @@ def _build_parser() -> _Parser:
                    help="volume rows reconstructed above and below the frame, then cut off "
                         "(default: what the most tilted view needs; 0 is faster, with bright edge rows)")
     p.add_argument("--no-time-lag", action="store_true", help="one angle per frame instead of per scan row")
+    p.add_argument("--noisy-weight", type=float, default=0.5,
+                   help="weight of the frames before denoising added to the denoised ones (default 0.5; "
+                        "0: the denoised frames alone)")
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -164,9 +167,9 @@ def _build_parser() -> _Parser:
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
-    p.add_argument("--min-prominence", type=float, default=0.15,
+    p.add_argument("--min-prominence", type=float, default=0.1,
                    help="how far (same fraction) two parts of a spot must rise above the pass between them to "
-                        "count as two dislocations (default 0.15)")
+                        "count as two dislocations (default 0.1)")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
     p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
     p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
@@ -264,7 +267,7 @@ def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cance
             filter_window=args.filter, thickness_nm=args.thickness, binning=args.binning,
             pad_rows=args.pad_rows,
             time_lag=not args.no_time_lag, source=args.source, backend=args.backend, device=args.device,
-            preprocessing=BinarizeParams(mode=args.preprocess),
+            preprocessing=BinarizeParams(mode=args.preprocess), noisy_weight=args.noisy_weight,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

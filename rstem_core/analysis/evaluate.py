@@ -69,7 +69,7 @@ class EvaluationParams:
 
     reference: str = "auto"
     threshold: float = 0.2
-    min_prominence: float = 0.15
+    min_prominence: float = 0.1
     smooth_px: float = 0.5
     border_px: int = 2
     max_distance_nm: float = 30.0

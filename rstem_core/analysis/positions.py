@@ -35,7 +35,7 @@ def find_centres_yz(
     voxel_nm: float,
     *,
     threshold: float = 0.2,
-    min_prominence: float = 0.15,
+    min_prominence: float = 0.1,
     smooth_px: float = 0.5,
     step: int = 1,
     border_px: int = 0,

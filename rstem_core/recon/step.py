@@ -4,7 +4,9 @@ Input, in order of preference (``source="auto"``): the aligned series (``/proces
 the denoised series (``/processed/denoised``), the distortion-corrected series
 (``/processed/corrected``), the raw rapid series (``/raw/rapid``). Angles: the
 refined ones (``/processed/alignment/angles_deg``) when tilt refinement ran, otherwise the series'
-own. With ``time_lag`` every scan row gets the angle of the moment it was scanned, interpolated
+own. When the series is the denoised one (or aligned from it), the not-denoised series
+(``/processed/corrected``, else ``/raw/rapid``) is added with ``noisy_weight`` (see
+:class:`ReconstructionParams`). With ``time_lag`` every scan row gets the angle of the moment it was scanned, interpolated
 from the angle-against-time curve of the frames (frame mid-times), using the frames' timestamps
 and the line time. Output: ``/reconstruction/volume`` (a Volume) with the parameters in
 ``attrs['params']`` and one ``/log`` entry.
@@ -92,6 +94,15 @@ class ReconstructionParams:
         "auto" (GPU when present), "cpu" or "cuda".
     preprocessing : BinarizeParams
         Contrast normalisation / binarisation (paper Supp. G).
+    noisy_weight : float
+        When the denoised series is reconstructed (with ``preprocessing.mode="normalize"``), the
+        signal of the same frames before denoising (``/processed/corrected``, else ``/raw/rapid``,
+        aligned like the denoised ones) is added with this weight; 0 reconstructs the denoised
+        series alone. The denoiser sees one frame at a time and drops dislocations too faint to
+        see in a single frame (near the surfaces, where their contrast fades), while the
+        reconstruction sums every frame's dose, so the noisy frames still hold them. Default-size
+        synthetic series (seed 0): share of true centres found 79.0 % alone, 83.1 % with 0.5
+        (precision 92.7 -> 90.9 %).
     """
 
     algorithm: str = "sirt"
@@ -110,6 +121,7 @@ class ReconstructionParams:
     backend: str = "torch"
     device: str = "auto"
     preprocessing: BinarizeParams = field(default_factory=BinarizeParams)
+    noisy_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -132,6 +144,8 @@ class ReconstructionParams:
             raise ValueError(f"fallback_thickness_nm must be positive, got {self.fallback_thickness_nm}")
         if self.min_slab_clarity < 0:
             raise ValueError(f"min_slab_clarity must be >= 0, got {self.min_slab_clarity}")
+        if self.noisy_weight < 0:
+            raise ValueError(f"noisy_weight must be >= 0, got {self.noisy_weight}")
         if self.source != "auto" and self.source not in SOURCES:
             raise ValueError(f"source must be auto or one of {', '.join(SOURCES)}, got {self.source!r}")
 
@@ -152,6 +166,34 @@ def frame_geometry_inputs(project: Project, key: str, series: TiltSeries) -> tup
     if angles.shape[0] != series.n_frames:
         raise RstemError(f"{series.n_frames} frames but {angles.shape[0]} angles: re-run tilt refinement")
     return angles, shifts
+
+
+def noisy_companion(project: Project, key: str, series: TiltSeries) -> tuple[np.ndarray, str] | None:
+    """The frames of ``series`` before denoising, in the same geometry, and their project key.
+
+    For the denoised series: the series it was made from (``/processed/corrected``, else
+    ``/raw/rapid``); for the aligned series made of denoised frames: those frames aligned with the
+    same shifts and tilt axis. None for any other series or when no such frames exist.
+    """
+    from ..align.apply import apply_alignment
+
+    aligned = key == "processed/aligned"
+    if aligned and series.metadata.get("aligned_from") != "/processed/denoised":
+        return None
+    if not aligned and key != "processed/denoised":
+        return None
+    noisy_key = next((k for k in ("processed/corrected", "raw/rapid") if k in project), None)
+    if noisy_key is None:
+        return None
+    frames = project.read_series(noisy_key).frames
+    if frames.shape != series.frames.shape:
+        return None
+    if aligned:
+        if "processed/alignment/shifts_px" not in project:
+            return None
+        frames = apply_alignment(frames, project.read_array("processed/alignment/shifts_px"),
+                                 float(series.metadata.get("tilt_axis_turned_deg", 0.0)))
+    return frames, noisy_key
 
 
 def time_lag_angles(series: TiltSeries, angles_deg: np.ndarray) -> np.ndarray | None:
@@ -194,8 +236,14 @@ def run_reconstruction(
     key = choose_source(project, params.source)
     series = project.read_series(key)
     angles, shifts = frame_geometry_inputs(project, key, series)
+    noisy = None
+    if params.noisy_weight > 0 and params.preprocessing.mode == "normalize":
+        noisy = noisy_companion(project, key, series)
     data, voxel_nm, thickness_nm, notes, row_angles = reconstruct_series(
-        series, angles, shifts, params, progress=progress, cancel=cancel, preview=preview)
+        series, angles, shifts, params, progress=progress, cancel=cancel, preview=preview,
+        noisy_frames=None if noisy is None else noisy[0])
+    if noisy is not None:
+        notes.insert(0, f"the frames before denoising (/{noisy[1]}) added with weight {params.noisy_weight:g}")
     nz = data.shape[0]
     duration = time.perf_counter() - started
     volume = Volume(
@@ -231,6 +279,7 @@ def reconstruct_series(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     preview: Callable[[int, int, np.ndarray], None] | None = None,
+    noisy_frames: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float, list[str], np.ndarray | None]:
     """Reconstruct one tilt series with the step's parameters, outside any project.
 
@@ -243,6 +292,9 @@ def reconstruct_series(
     shifts : ndarray, shape (n, 2), optional
         Frame shifts (dy, dx) in px still present in the frames.
     params : ReconstructionParams
+    noisy_frames : ndarray, shape like ``series.frames``, optional
+        The same frames before denoising; their pre-processed signal is added with
+        ``params.noisy_weight`` (see :class:`ReconstructionParams`).
 
     Returns
     -------
@@ -259,6 +311,10 @@ def reconstruct_series(
         notes.append("time-lag correction off: the series has no frame timestamps or line time")
     progress(0.0, "pre-processing the tilt series")
     signal = preprocess(series.frames, params.preprocessing, progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)
+    if noisy_frames is not None and params.noisy_weight > 0:
+        if noisy_frames.shape != series.frames.shape:
+            raise ValueError(f"noisy frames {noisy_frames.shape} differ from the series' {series.frames.shape}")
+        signal += params.noisy_weight * preprocess(noisy_frames, params.preprocessing, cancel=cancel)
     b = params.binning
     signal = bin_frames(signal, b)
     voxel_nm = series.pixel_size_nm * b

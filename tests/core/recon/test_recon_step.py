@@ -143,3 +143,38 @@ def test_frames_without_a_clear_layer_take_the_fallback_thickness(tmp_path: Path
         vol = run_reconstruction(proj, _params(thickness_nm=None, fallback_thickness_nm=30 * 4.56, iterations=5))
     assert any("estimated from the data" in note for note in vol.metadata["notes"])
     assert 8 <= vol.shape[0] <= 24
+
+
+def test_frames_before_denoising_add_the_dislocations_the_denoiser_dropped(tmp_path: Path) -> None:
+    # two dislocations seen as dark lines; the denoised frames lost the fainter one (too faint to
+    # see in one frame), the noisy frames still hold it: the volume shows it with noisy_weight
+    n, rows, cols, nz = 15, 48, 6, 16
+    strong = np.zeros((nz, rows, cols), np.float32)
+    strong[6:9, 12:15, :] = 1.0
+    faint = np.zeros_like(strong)
+    faint[8:11, 32:35, :] = 0.5
+    t0 = np.arange(n) * 0.2
+    angles = np.linspace(-60, 60, n)
+    line = 0.03 / rows
+    projector = Projector(Geometry(row_angles_from_curve(t0 + 0.015, angles, row_times_s(t0, rows, line)),
+                                   rows, cols, nz), "cpu")
+    rng = np.random.default_rng(0)
+    noisy = 1.0 - 0.02 * projector.project(strong + faint) + 0.003 * rng.standard_normal((n, rows, cols))
+    denoised = 1.0 - 0.02 * projector.project(strong)
+    path = tmp_path / "p.h5"
+    with Project.create(path) as proj, proj.edit() as w:
+        w.write_series("raw/rapid", TiltSeries(noisy.astype(np.float32), angles, 4.56, timestamps_s=t0, line_time_s=line))
+        w.write_series("processed/denoised",
+                       TiltSeries(denoised.astype(np.float32), angles, 4.56, timestamps_s=t0, line_time_s=line))
+
+    def strengths(weight: float) -> tuple[float, float, list[str]]:
+        with Project.open(path, "a") as proj:
+            vol = run_reconstruction(proj, _params(noisy_weight=weight, preprocessing=BinarizeParams()))
+        d = vol.data
+        return float(d[6:9, 12:15].mean()), float(d[8:11, 32:35].mean()), vol.metadata["notes"]
+
+    a0, b0, notes0 = strengths(0.0)
+    a1, b1, notes1 = strengths(0.5)
+    assert b0 < 0.05 * a0  # the denoised frames alone: the faint dislocation is gone
+    assert b1 > 0.1 * a1  # with the noisy frames it is back (expected 0.25 / 1.5 of the strong one)
+    assert any("/raw/rapid" in s for s in notes1) and not any("before denoising" in s for s in notes0)
