@@ -85,7 +85,9 @@ def test_no_series_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("kw", "msg"), [({"thickness_nm": 0.0}, "empty volume extent"),
                                          ({"algorithm": "art"}, "algorithm must be one of"),
-                                         ({"binning": 0}, "binning must be at least 1")])
+                                         ({"binning": 0}, "binning must be at least 1"),
+                                         ({"noisy_weight": -0.5}, "noisy_weight must be >= 0"),
+                                         ({"noisy_smooth_px": -1.0}, "noisy_smooth_px must be >= 0")])
 def test_bad_parameters(kw: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         ReconstructionParams(**kw)
