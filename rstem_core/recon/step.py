@@ -4,11 +4,11 @@ Input, in order of preference (``source="auto"``): the aligned series (``/proces
 the denoised series (``/processed/denoised``), the distortion-corrected series
 (``/processed/corrected``), the raw rapid series (``/raw/rapid``). Angles: the
 refined ones (``/processed/alignment/angles_deg``) when tilt refinement ran, otherwise the series'
-own. When the series is the denoised one (or aligned from it), the not-denoised series
+own. When the series is the denoised one (or aligned from it), the series before denoising
 (``/processed/corrected``, else ``/raw/rapid``) is added with ``noisy_weight`` (see
-:class:`ReconstructionParams`). With ``time_lag`` every scan row gets the angle of the moment it was scanned, interpolated
-from the angle-against-time curve of the frames (frame mid-times), using the frames' timestamps
-and the line time. Output: ``/reconstruction/volume`` (a Volume) with the parameters in
+:class:`ReconstructionParams`). With ``time_lag`` every scan row gets the angle of the moment
+it was scanned, interpolated from the angle-against-time curve of the frames (frame
+mid-times), using the frames' timestamps and the line time. Output: ``/reconstruction/volume`` (a Volume) with the parameters in
 ``attrs['params']`` and one ``/log`` entry.
 """
 
@@ -249,6 +249,7 @@ def run_reconstruction(
     angles, shifts = frame_geometry_inputs(project, key, series)
     noisy = None
     if params.noisy_weight > 0 and params.preprocessing.mode == "normalize":
+        progress(0.0, "reading the frames before denoising")
         noisy = noisy_companion(project, key, series)
     data, voxel_nm, thickness_nm, notes, row_angles = reconstruct_series(
         series, angles, shifts, params, progress=progress, cancel=cancel, preview=preview,
