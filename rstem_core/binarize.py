@@ -19,6 +19,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .progress import CancelToken, ProgressFn, no_progress
+from .workers import map_ordered
 
 MODES = ("none", "normalize", "binarize")
 
@@ -133,7 +134,8 @@ def preprocess(
     out = np.empty_like(frames)
     n = frames.shape[0]
     gain = smoothing_gain(frames.shape[1:], params.smooth_px)  # equal noise up to the frame's edges
-    for i in range(n):
+
+    def one(i: int) -> int:
         if cancel is not None:
             cancel.check()
         signal = dislocation_signal(frames[i], params)
@@ -142,5 +144,8 @@ def preprocess(
             out[i] = np.clip(excess, 0, None)
         else:
             out[i] = (excess > params.threshold_sigma * _noise_level(signal)).astype(np.float32)
-        progress((i + 1) / n, f"{params.mode}: frame {i + 1}/{n}")
+        return i
+
+    for done, _ in enumerate(map_ordered(one, range(n)), start=1):  # frames on threads: the filters free the GIL
+        progress(done / n, f"{params.mode}: frame {done}/{n}")
     return out

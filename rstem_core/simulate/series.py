@@ -19,6 +19,7 @@ import numpy as np
 
 from ..model import TiltSeries
 from ..progress import CancelToken, ProgressFn, no_progress
+from ..workers import map_ordered
 from .bending import BendContours
 from .config import SimulationConfig
 from .contrast import render_frame
@@ -28,7 +29,6 @@ from .motion import AngleCurve, DriftPath, drift_path, goniometer_curve
 from .projection import Canvas, LinePoints
 from .seeding import component_rng
 from .specimen import Specimen
-from .workers import map_ordered
 
 #: canvas margin for the blur of lines just outside the frame, px
 BLUR_MARGIN_PX = 8

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..model import TiltSeries
 from ..progress import CancelToken, ProgressFn, no_progress
+from ..workers import map_ordered
 from .bending import generate_bend_contours
 from .config import SimulationConfig
 from .contrast import render_frame
@@ -33,7 +34,6 @@ from .projection import sample_lines
 from .seeding import component_rng
 from .series import BLUR_MARGIN_PX, rapid_chain
 from .specimen import generate_specimen
-from .workers import map_ordered
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Run independent per-frame work on a few threads (numpy and scipy release the GIL).
 
-Results do not depend on the number of workers: every frame draws from its own random stream.
+Results do not depend on the number of workers (the simulator gives every frame its own random
+stream).
 """
 
 from __future__ import annotations
