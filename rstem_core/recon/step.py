@@ -182,8 +182,8 @@ def frame_geometry_inputs(project: Project, key: str, series: TiltSeries) -> tup
 def noisy_companion(project: Project, key: str, series: TiltSeries) -> tuple[np.ndarray, str] | None:
     """The frames of ``series`` before denoising, in the same geometry, and their project key.
 
-    For the denoised series: the series it was made from (``/processed/corrected``, else
-    ``/raw/rapid``); for the aligned series made of denoised frames: those frames aligned with the
+    For the denoised series: the series it was made from (its ``denoise_source``; without that
+    record ``/processed/corrected``, else ``/raw/rapid``); for the aligned series made of denoised frames: those frames aligned with the
     same shifts and tilt axis. None for any other series or when no such frames exist.
     """
     from ..align.apply import apply_alignment
@@ -193,7 +193,9 @@ def noisy_companion(project: Project, key: str, series: TiltSeries) -> tuple[np.
         return None
     if not aligned and key != "processed/denoised":
         return None
-    noisy_key = next((k for k in ("processed/corrected", "raw/rapid") if k in project), None)
+    made_from = str(series.metadata.get("denoise_source", "")).lstrip("/")  # recorded by the denoise step
+    noisy_key = made_from if made_from in SOURCES.values() and made_from in project else next(
+        (k for k in ("processed/corrected", "raw/rapid") if k in project), None)
     if noisy_key is None:
         return None
     frames = project.read_series(noisy_key).frames

@@ -180,3 +180,23 @@ def test_frames_before_denoising_add_the_dislocations_the_denoiser_dropped(tmp_p
     assert b0 < 0.05 * a0  # the denoised frames alone: the faint dislocation is gone
     assert b1 > 0.1 * a1  # with the noisy frames it is back (expected 0.25 / 1.5 of the strong one)
     assert any("/raw/rapid" in s for s in notes1) and not any("before denoising" in s for s in notes0)
+
+
+def test_the_frames_before_denoising_are_those_the_denoiser_read(tmp_path: Path) -> None:
+    from rstem_core.recon.step import noisy_companion
+
+    n, rows, cols = 5, 16, 8
+    angles = np.linspace(-40, 40, n)
+    raw = TiltSeries(np.full((n, rows, cols), 1.0, np.float32), angles, 4.56)
+    corrected = TiltSeries(np.full((n, rows, cols), 2.0, np.float32), angles, 4.56)
+    denoised = TiltSeries(np.full((n, rows, cols), 3.0, np.float32), angles, 4.56,
+                          metadata={"denoise_source": "/raw/rapid"})  # denoised before the calibration
+    path = tmp_path / "p.h5"
+    with Project.create(path) as proj, proj.edit() as w:
+        w.write_series("raw/rapid", raw)
+        w.write_series("processed/corrected", corrected)
+        w.write_series("processed/denoised", denoised)
+    with Project.open(path) as proj:
+        frames, key = noisy_companion(proj, "processed/denoised", proj.read_series("processed/denoised"))
+        assert key == "raw/rapid" and float(frames.mean()) == 1.0
+        assert noisy_companion(proj, "processed/corrected", proj.read_series("processed/corrected")) is None
