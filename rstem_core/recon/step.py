@@ -96,8 +96,8 @@ class ReconstructionParams:
         Contrast normalisation / binarisation (paper Supp. G).
     noisy_weight : float
         When the denoised series is reconstructed (with ``preprocessing.mode="normalize"``), the
-        signal of the same frames before denoising (``/processed/corrected``, else ``/raw/rapid``,
-        aligned like the denoised ones) is added with this weight; 0 reconstructs the denoised
+        signal of the same frames before denoising (the series the denoiser read, aligned like
+        the denoised ones) is added with this weight; 0 reconstructs the denoised
         series alone. The denoiser sees one frame at a time and drops dislocations too faint to
         see in a single frame (near the surfaces, where their contrast fades), while the
         reconstruction sums every frame's dose, so the noisy frames still hold them. Default-size
