@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from rstem_core.binarize import BinarizeParams, dislocation_signal, preprocess
+from rstem_core.binarize import BinarizeParams, dislocation_signal, preprocess, smooth_background
 
 
 def _bf_frame(background: float, contrast: float, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,3 +56,19 @@ def test_frame_edges_get_no_more_false_dislocations_than_the_middle() -> None:
     middle = b[:, 20:76, 20:76].mean()
     for edge in (b[:, 0, :], b[:, -1, :], b[:, :, 0], b[:, :, -1]):
         assert edge.mean() < 1.4 * middle, (edge.mean(), middle)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (61, 47)])
+def test_background_ignores_thin_lines_and_follows_a_slope(shape: tuple[int, int]) -> None:
+    # a background falling across the frame (thickness change) with a 3 px dark line on it; the
+    # estimate must follow the slope, not the line, on even and odd frame sizes alike
+    rows, cols = shape
+    y, x = np.mgrid[:rows, :cols].astype(np.float64)
+    background = 1.0 - 0.004 * x - 0.002 * y
+    frame = background * np.where(np.abs(y - 0.6 * x - 8) < 1.5, 0.6, 1.0)
+    rng = np.random.default_rng(1)
+    frame = (frame + 0.02 * rng.standard_normal(shape)).astype(np.float32)
+    est = smooth_background(frame, 12.0)
+    inner = (slice(8, rows - 8), slice(8, cols - 8))  # the Gaussian's reach from the edges
+    assert est.shape == shape
+    assert np.max(np.abs(est - background)[inner] / background[inner]) < 0.03
