@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
+from ..binarize import median_background
+
 CONTRASTS = ("auto", "dark", "bright")
 
 
@@ -81,18 +83,7 @@ def smooth_background(frame: np.ndarray, background_px: float) -> np.ndarray:
     -------
     ndarray, shape (rows, cols), float32, strictly positive where the frame is
     """
-    f = np.asarray(frame, dtype=np.float32)
-    rows, cols = f.shape
-    b = max(1, int(background_px // 4))
-    r, c = -(-rows // b) * b, -(-cols // b) * b
-    padded = np.pad(f, ((0, r - rows), (0, c - cols)), mode="edge")
-    small = padded.reshape(r // b, b, c // b, b).mean(axis=(1, 3))
-    size = max(3, int(round(2 * background_px / b)) | 1)
-    small = ndi.gaussian_filter(ndi.median_filter(small, size=size, mode="reflect"), background_px / (2 * b))
-    zoom = (r / small.shape[0], c / small.shape[1])
-    full = ndi.zoom(small, zoom, order=1, mode="nearest", grid_mode=True)[:rows, :cols]
-    floor = 1e-6 * max(float(np.abs(full).max()), 1e-12)
-    return np.maximum(full, floor).astype(np.float32)
+    return median_background(frame, 2 * background_px, background_px / 2, bin_px=max(1, int(background_px // 4)))
 
 
 def alignment_signal(
