@@ -161,7 +161,7 @@ def preprocess(
     n = frames.shape[0]
     gain = smoothing_gain(frames.shape[1:], params.smooth_px)  # equal noise up to the frame's edges
 
-    def one(i: int) -> int:
+    def one(i: int) -> None:
         if cancel is not None:
             cancel.check()
         signal = dislocation_signal(frames[i], params)
@@ -170,7 +170,6 @@ def preprocess(
             out[i] = np.clip(excess, 0, None)
         else:
             out[i] = (excess > params.threshold_sigma * _noise_level(signal)).astype(np.float32)
-        return i
 
     for done, _ in enumerate(map_ordered(one, range(n)), start=1):  # frames on threads: the filters free the GIL
         progress(done / n, f"{params.mode}: frame {done}/{n}")

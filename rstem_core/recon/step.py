@@ -4,12 +4,12 @@ Input, in order of preference (``source="auto"``): the aligned series (``/proces
 the denoised series (``/processed/denoised``), the distortion-corrected series
 (``/processed/corrected``), the raw rapid series (``/raw/rapid``). Angles: the
 refined ones (``/processed/alignment/angles_deg``) when tilt refinement ran, otherwise the series'
-own. When the series is the denoised one (or aligned from it), the series before denoising
-(``/processed/corrected``, else ``/raw/rapid``) is added with ``noisy_weight`` (see
-:class:`ReconstructionParams`). With ``time_lag`` every scan row gets the angle of the moment
-it was scanned, interpolated from the angle-against-time curve of the frames (frame
-mid-times), using the frames' timestamps and the line time. Output: ``/reconstruction/volume`` (a Volume) with the parameters in
-``attrs['params']`` and one ``/log`` entry.
+own. When the series is the denoised one (or aligned from it), the series the denoiser read is
+added with ``noisy_weight`` (see :class:`ReconstructionParams`). With ``time_lag`` every scan
+row gets the angle of the moment it was scanned, interpolated from the angle-against-time curve
+of the frames (frame mid-times), using the frames' timestamps and the line time. Output:
+``/reconstruction/volume`` (a Volume) with the parameters in ``attrs['params']`` and one
+``/log`` entry.
 """
 
 from __future__ import annotations
@@ -183,8 +183,9 @@ def noisy_companion(project: Project, key: str, series: TiltSeries) -> tuple[np.
     """The frames of ``series`` before denoising, in the same geometry, and their project key.
 
     For the denoised series: the series it was made from (its ``denoise_source``; without that
-    record ``/processed/corrected``, else ``/raw/rapid``); for the aligned series made of denoised frames: those frames aligned with the
-    same shifts and tilt axis. None for any other series or when no such frames exist.
+    record ``/processed/corrected``, else ``/raw/rapid``); for the aligned series made of
+    denoised frames: those frames aligned with the same shifts and tilt axis. None for any other
+    series or when no such frames exist.
     """
     from ..align.apply import apply_alignment
 
@@ -195,7 +196,7 @@ def noisy_companion(project: Project, key: str, series: TiltSeries) -> tuple[np.
         return None
     made_from = str(series.metadata.get("denoise_source", "")).lstrip("/")  # recorded by the denoise step
     noisy_key = made_from if made_from in SOURCES.values() and made_from in project else next(
-        (k for k in ("processed/corrected", "raw/rapid") if k in project), None)
+        (k for k in (SOURCES["corrected"], SOURCES["raw"]) if k in project), None)
     if noisy_key is None:
         return None
     frames = project.read_series(noisy_key).frames
