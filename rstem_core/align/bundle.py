@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from .features import Tracks
 from .frame_model import FrameTiming, interpolation_weights, next_usable, predict_positions
@@ -298,10 +299,13 @@ def _robust_solve(problem: _Problem, q: np.ndarray, n_obs: int, iterations: int)
     a fixed, narrow robust loss would instead treat every measurement as an outlier and stay.
     """
     for _ in range(max(1, iterations)):
-        sol = least_squares(
-            problem.residuals, q, jac=problem.jacobian, method="trf", tr_solver="lsmr",
-            x_scale="jac", max_nfev=25, xtol=1e-8, ftol=1e-8,
-        )
+        # one BLAS thread: the solver's many vector norms and products are far too small to share
+        # (two threads made the whole solve 4x slower on 2 busy cores; the result is the same)
+        with threadpool_limits(limits=1, user_api="blas"):
+            sol = least_squares(
+                problem.residuals, q, jac=problem.jacobian, method="trf", tr_solver="lsmr",
+                x_scale="jac", max_nfev=25, xtol=1e-8, ftol=1e-8,
+            )
         q = sol.x
         problem.sqrt_w[:] = 1.0
         norm = np.sqrt((problem.observation_residuals(q) ** 2).sum(axis=1))
