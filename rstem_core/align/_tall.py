@@ -88,6 +88,15 @@ def shift_columns(frames: np.ndarray, dx_px: np.ndarray) -> tuple[np.ndarray, np
     return moved, valid
 
 
+def tall_projector(row_angles_deg: np.ndarray, cols: int, nz: int, *, dy_px: np.ndarray | None = None,
+                   device: str = "cpu") -> Projector:
+    """The projector of a tall grid: row angles (n, tall), ``cols`` x-slices, ``nz`` voxels deep,
+    the frames' y shifts ``dy_px`` (n,) applied."""
+    n, tall = row_angles_deg.shape
+    shifts = None if dy_px is None else np.stack([np.asarray(dy_px, float), np.zeros(n)], axis=1)
+    return Projector(Geometry(row_angles_deg, tall, cols, nz, shifts), device=device)
+
+
 def masked_sirt(
     row_angles_deg: np.ndarray,
     frames: np.ndarray,
@@ -99,6 +108,7 @@ def masked_sirt(
     start: np.ndarray | None = None,
     device: str = "cpu",
     cancel: CancelToken | None = None,
+    projector: Projector | None = None,
 ) -> np.ndarray:
     """SIRT on a tall grid, ignoring masked rays.
 
@@ -118,15 +128,16 @@ def masked_sirt(
         SIRT iterations.
     start : ndarray, shape (nz, tall, cols), optional
         Starting volume (e.g. the previous round's, when the geometry changed a little).
+    projector : Projector, optional
+        :func:`tall_projector` of this geometry, when the caller has it already.
 
     Returns
     -------
     ndarray, shape (nz, tall, cols), float32
     """
     n, tall, cols = frames.shape
-    shifts = None if dy_px is None else np.stack([np.asarray(dy_px, float), np.zeros(n)], axis=1)
-    geometry = Geometry(row_angles_deg, tall, cols, nz, shifts)
-    projector = Projector(geometry, device=device)
+    if projector is None:
+        projector = tall_projector(row_angles_deg, cols, nz, dy_px=dy_px, device=device)
     dev = projector.device
     b = torch.as_tensor(np.ascontiguousarray(frames.reshape(n * tall, cols)), device=dev)
     m = torch.as_tensor(np.ascontiguousarray(ray_mask.reshape(n * tall, cols), dtype=np.float32), device=dev)
@@ -151,9 +162,11 @@ def project_tall(
     *,
     dy_px: np.ndarray | None = None,
     device: str = "cpu",
+    projector: Projector | None = None,
 ) -> np.ndarray:
-    """Re-project a tall (nz, tall, cols) volume: (n, tall, cols) float32, y shifts applied."""
-    nz, tall, cols = volume.shape
-    n = row_angles_deg.shape[0]
-    shifts = None if dy_px is None else np.stack([np.asarray(dy_px, float), np.zeros(n)], axis=1)
-    return Projector(Geometry(row_angles_deg, tall, cols, nz, shifts), device=device).project(volume)
+    """Re-project a tall (nz, tall, cols) volume: (n, tall, cols) float32, y shifts applied
+    (``projector``: :func:`tall_projector` of this geometry, when the caller has it already)."""
+    nz, _, cols = volume.shape
+    if projector is None:
+        projector = tall_projector(row_angles_deg, cols, nz, dy_px=dy_px, device=device)
+    return projector.project(volume)

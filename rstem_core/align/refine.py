@@ -36,6 +36,7 @@ from ._tall import (
     project_tall,
     shift_columns,
     tall_pad_rows,
+    tall_projector,
     tall_row_angles,
 )
 from .axis import estimate_tilt_axis, rotate_frames
@@ -422,9 +423,10 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
         mask = np.zeros(data.shape, dtype=np.float32)
         mask[:, pad : pad + rows, :] = valid[:, None, :]
         mask[~usable] = 0
-        vol = masked_sirt(ra, data, mask, nz, dy_px=shifts[:, 0], iterations=20 if vol is None else 8,
-                          start=vol, device=device, cancel=cancel)
-        proj = project_tall(vol, ra, dy_px=shifts[:, 0], device=device)[:, pad : pad + rows]
+        projector = tall_projector(ra, cols, nz, dy_px=shifts[:, 0], device=device)
+        vol = masked_sirt(ra, data, mask, nz, iterations=20 if vol is None else 8, start=vol, cancel=cancel,
+                          projector=projector)
+        proj = project_tall(vol, ra, projector=projector)[:, pad : pad + rows]
         models = np.stack([ndi.shift(proj[i], (0.0, shifts[i, 1]), order=1, mode="nearest") for i in range(n)])
         tall = vol.shape[1]
         z_edge = max(1, (nz - nz_slab) // 2)
