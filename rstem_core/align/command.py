@@ -52,6 +52,8 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--binning", type=int, default=0,
                         help="work binning in px per px; 0 brings the frames to about 256 px (default 0)")
     parser.add_argument("--rounds", type=int, default=8, help="feature-refinement rounds (default 8)")
+    parser.add_argument("--polish-rounds", type=int, default=4,
+                        help="projection-matching rounds of the shifts after the features (default 4; 0: none)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -84,7 +86,7 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
             smooth_angles=not args.no_smooth, angle_acceleration_deg_s2=args.acceleration,
             nominal_angle_sd_deg=args.angle_sd,
             drift_acceleration_px_s2=None if args.free_shifts else args.drift_acceleration, thickness_nm=args.thickness,
-            binning=args.binning, rounds=args.rounds, device=args.device,
+            binning=args.binning, rounds=args.rounds, polish_rounds=args.polish_rounds, device=args.device,
         )
     except ValueError as exc:
         raise _usage_error(str(exc)) from None

@@ -196,6 +196,7 @@ def refine_alignment(
     thickness_px: float | None = None,
     binning: int | None = None,
     rounds: int = 3,
+    polish_rounds: int = 0,
     max_features: int = 600,
     min_features: int = 12,
     min_correlation: float = 0.2,
@@ -244,6 +245,10 @@ def refine_alignment(
         Work binning (default: frames brought to about 256 px).
     rounds : int
         Reconstruct / measure / solve rounds of the feature refinement.
+    polish_rounds : int
+        Rounds of projection matching of the shifts (angles kept) after a feature refinement:
+        each frame is matched as a whole with the re-projection of the other frames' volume,
+        which moves frames whose tracks settled together beside the frame's content. 0: none.
     max_features, min_features : int
         Most features detected; fewest kept before falling back to projection matching.
     min_correlation : float
@@ -349,6 +354,17 @@ def refine_alignment(
             tracks_binned = outcome["tracks"]
             used_method = "features"
             notes.append(f"feature refinement: {n_kept} features kept")
+            if polish_rounds > 0:
+                # the tracks of a frame can settle, all together, a pixel or two beside where the
+                # frame's content is (in a noisy frame each feature locks onto the noise next to
+                # its prediction); matching the whole frame with its re-projection cannot
+                progress(0.95, "matching the frames with their re-projections")
+                shifts = projection_matching(
+                    prefilter(small, contrast), angles, shifts, nz, usable=usable, timestamps_s=ts, line_time_s=lt,
+                    fit_angles=False, smooth_px_s2=None if smooth_shifts_px_s2 is None else smooth_shifts_px_s2 / b,
+                    iterations=polish_rounds, device=device, cancel=cancel,
+                ).shifts_px
+                notes.append(f"shifts polished by {polish_rounds} rounds of projection matching")
         else:
             notes.append(f"only {n_kept} features could be followed (< {min_features}): projection matching instead")
     if used_method is None:
