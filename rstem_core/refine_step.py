@@ -102,9 +102,9 @@ class RefineParams:
         tolerance, which keeps angles that the features hardly constrain (a thin slab near zero
         tilt, few features in a small noisy series) from wandering off along with the shifts.
         Only the scatter about the readings' common offset is pulled (the offset is fixed by the
-        end frames). Larger trusts the images more. Default-size synthetic series (nominal angles 0.72 deg
-        RMS off), with the acceleration at 30 deg/s^2: seed 0 0.140 / 0.146 / 0.123 deg at 5 / 1
-        / 0.5 deg, seed 1 0.397 / 0.273 / 0.506 deg.
+        end frames). Larger trusts the images more. Default-size synthetic series (nominal
+        angles 0.72 deg RMS off), with the acceleration at 30 deg/s^2: seed 0 0.140 / 0.146 /
+        0.123 deg at 5 / 1 / 0.5 deg, seed 1 0.397 / 0.273 / 0.506 deg.
     drift_acceleration_px_s2 : float or None
         Expected acceleration of the specimen drift in frame pixels per s^2 for a continuously
         tilted series (one with frame timestamps): the shifts follow a smooth drift path, which

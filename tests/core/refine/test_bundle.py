@@ -185,7 +185,6 @@ def test_nominal_angle_prior_keeps_a_thin_slab_from_wandering(seed: int) -> None
     assert error(1.0) < 0.9 * nominal_error
 
 
-
 def test_a_goniometer_lagging_through_the_run_is_not_pulled_back_to_its_readings() -> None:
     """The readings are right at the ends (the angle gauge) but up to 0.5 deg ahead of the truth
     for the whole run in between, and the dark end frames are measured poorly (so the features
