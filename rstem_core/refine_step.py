@@ -129,7 +129,7 @@ class RefineParams:
         frame's tracks may agree with each other a pixel or two beside its content; the whole
         frame cannot. Default-size synthetic series, seeds 0 / 1 / 2, shift error 0.25 / 0.56 /
         0.43 px without, 0.11 / 0.29 / 0.31 with 2 rounds, 0.12 / 0.21 / 0.31 with 4 (angles
-        unchanged; 36 s of a 171 s refinement on 2 cores). 0: none.
+        unchanged; about 36 s of a 153 s refinement on 2 cores). 0: none.
     max_features : int
         Most 3D features followed.
     min_features : int
