@@ -325,8 +325,9 @@ def denoise_scores(
 ) -> dict[str, Any]:
     """The denoising score table of a synthetic project, as ``rstem evaluate`` reports it.
 
-    Methods: ``raw``, the baselines (``bm3d``, ``gaussian``, ``median``, ``nlm``) and ``unet``
-    when the project has a trained model (``/models/denoiser``). Nothing is written to the project.
+    Methods: ``raw``, the baselines (``bm3d``, ``gaussian``, ``median``, ``nlm``) and ``unet``: the
+    project's trained model (``/models/denoiser``), or without one the shipped starter model that
+    the denoise step then uses (said in the notes). Nothing is written to the project.
 
     Parameters
     ----------
@@ -341,7 +342,8 @@ def denoise_scores(
     methods : sequence of str, optional
         Restrict the table to these methods (``raw`` is always included); default all available.
     unet_model : DenoiserModel, optional
-        The network scored as ``unet`` (default: the project's ``/models/denoiser``).
+        The network scored as ``unet`` (default: the project's ``/models/denoiser``, else the
+        shipped starter for the rapid series' pixel size).
     progress, cancel
         As :func:`score_table`.
 
@@ -375,7 +377,16 @@ def denoise_scores(
         else:
             denoisers["unet"] = with_tilt(unet_denoiser(load_from_project(project)))
     elif want_unet:
-        notes.append(f"unet skipped: the project has no {MODEL_KEY} (run `rstem train`)")
+        # without a trained model the denoise step uses the shipped starter: score that one
+        try:
+            from ..denoise.weights import starter_model
+        except ImportError as err:
+            notes.append(f"unet skipped: the denoiser modules cannot be imported ({err})")
+        else:
+            pixel_nm = float(project.attrs("raw/rapid")["pixel_size_nm"]) if "raw/rapid" in project else None
+            denoisers["unet"] = with_tilt(unet_denoiser(starter_model(pixel_nm)))
+            notes.append(f"unet: the shipped starter model, which the denoise step uses while the project has no "
+                         f"{MODEL_KEY} (`rstem train` makes one from the project's own training areas)")
     table = score_table(denoisers, records, reference=reference, progress=progress, cancel=cancel)
     return {
         "denoise": table,
