@@ -2,13 +2,13 @@
 
 Builds the demo project (default size: 512 px, 71 frames; ``--quick``: 128 px, 31 frames) with a
 minimal training set, runs ``run_refinement`` with its default parameters on the most processed
-rapid series (the raw one; with ``--pipeline`` the distortion-corrected frames denoised by the
-shipped starter model, as ``rstem run`` gives them to the refinement without training), and
-prints one JSON line: ``angle_rms_deg`` and ``shift_rms_px`` (as ``rstem evaluate --reference
-truth`` reports them), the angles' common offset from the truth
-and their RMS error without it (the offset is the gauge no image can tell, fixed from the
-nominal start and end angles), the nominal angles' RMS error, the method
-used, the refinement's wall time and the project-building time.
+rapid series (the raw one; with ``--pipeline`` the distortion-corrected frames denoised as
+``rstem run`` gives them to the refinement: by the shipped starter model, or by the project's
+trained model when a reused project has one), and prints one JSON line: ``angle_rms_deg`` and
+``shift_rms_px`` (as ``rstem evaluate --reference truth`` reports them), the angles' common
+offset from the truth and their RMS error without it (the offset is the gauge no image can tell,
+fixed from the nominal start and end angles), the nominal angles' RMS error, the method used, the
+refinement's wall time and the project-building time.
 
     python benchmarks/refine.py            # 512 px, 71 frames, seed 0
     python benchmarks/refine.py --quick --seed 1

@@ -369,24 +369,20 @@ def denoise_scores(
     want_unet = methods is None or "unet" in methods
     if want_unet and unet_model is not None:
         denoisers["unet"] = with_tilt(unet_denoiser(unet_model))
-    elif want_unet and MODEL_KEY in project:
-        try:
-            from ..denoise.weights import load_from_project
-        except ImportError as err:
-            notes.append(f"unet skipped: the denoiser modules cannot be imported ({err})")
-        else:
-            denoisers["unet"] = with_tilt(unet_denoiser(load_from_project(project)))
     elif want_unet:
-        # without a trained model the denoise step uses the shipped starter: score that one
         try:
-            from ..denoise.weights import starter_model
+            from ..denoise.weights import load_from_project, starter_model
         except ImportError as err:
             notes.append(f"unet skipped: the denoiser modules cannot be imported ({err})")
         else:
-            pixel_nm = float(project.attrs("raw/rapid")["pixel_size_nm"]) if "raw/rapid" in project else None
-            denoisers["unet"] = with_tilt(unet_denoiser(starter_model(pixel_nm)))
-            notes.append(f"unet: the shipped starter model, which the denoise step uses while the project has no "
-                         f"{MODEL_KEY} (`rstem train` makes one from the project's own training areas)")
+            if MODEL_KEY in project:
+                model = load_from_project(project)
+            else:  # the denoise step then uses the shipped starter: score that one
+                pixel_nm = float(project.attrs("raw/rapid")["pixel_size_nm"]) if "raw/rapid" in project else None
+                model = starter_model(pixel_nm)
+                notes.append(f"unet: the shipped starter model, which the denoise step uses while the project has "
+                             f"no {MODEL_KEY} (`rstem train` makes one from the project's own training areas)")
+            denoisers["unet"] = with_tilt(unet_denoiser(model))
     table = score_table(denoisers, records, reference=reference, progress=progress, cancel=cancel)
     return {
         "denoise": table,
