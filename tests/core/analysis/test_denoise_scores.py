@@ -110,3 +110,23 @@ def test_denoise_scores_without_a_model(project):
         assert mean_gain > 5.0
     with pytest.raises(ValueError, match="wiener"):
         ds.denoise_scores(project, methods=("wiener",))
+
+
+def test_denoise_scores_use_the_projects_trained_model(project, tmp_path):
+    import shutil
+
+    from rstem_core.denoise.weights import MODEL_KEY, save_to_project, starter_model
+
+    path = tmp_path / "trained.h5"
+    shutil.copy(project.path, path)
+    model = starter_model()
+    with Project.open(path, "a") as proj:
+        with proj.edit() as w:
+            save_to_project(w, MODEL_KEY, model)
+        out = ds.denoise_scores(proj, methods=("unet",))
+        given = ds.denoise_scores(proj, methods=("unet",), unet_model=model)
+    assert list(out["denoise"]) == ["raw", "unet"]
+    assert not any("starter" in note for note in out["denoise_notes"])
+    for t in TILTS:  # the stored model scores as the same model passed in
+        assert out["denoise"]["unet"][t]["psnr_db"] == pytest.approx(given["denoise"]["unet"][t]["psnr_db"], abs=1e-3)
+        assert out["denoise"]["unet"][t]["psnr_db"] > out["denoise"]["raw"][t]["psnr_db"] + 3.0
