@@ -16,6 +16,9 @@ line width stays within 90-110 % at every tilt. Prints one JSON line::
     python benchmarks/denoise_quality.py --size 512 --modes supervised --epochs 10 --patches-per-frame 6
         # the paper's 4.56 nm pixel and full training set (35 areas x 50 frames per tilt): the
         # targets' measurement; about an hour on 2 cores (simulation 6 min, curation 16, training 31)
+    python benchmarks/denoise_quality.py --project P.h5 --modes --average-flips \
+        --model starter=resources/denoiser_starter_4.56nm.safetensors   # no training; each U-Net also
+        # averaged over the frame and its two flips; P need not be curated (then no DCFI table)
 """
 
 from __future__ import annotations
@@ -68,9 +71,12 @@ def meets(table: dict, name: str) -> dict:
     return {"psnr_ge_bm3d_every_tilt": psnr_ok, "width_within_90_110_every_tilt": width_ok}
 
 
-def add_unet(denoisers: dict, name: str, model) -> None:
-    """The network as trained (with its line-width restoration) and, when it has one, without it."""
+def add_unet(denoisers: dict, name: str, model, average_flips: bool = False) -> None:
+    """The network as trained (with its line-width restoration) and, when it has one, without it;
+    with ``average_flips`` also the mean over the frame and its two flips (``NAME-flips``)."""
     denoisers[name] = with_tilt(unet_denoiser(model, device="cpu"))
+    if average_flips:
+        denoisers[f"{name}-flips"] = with_tilt(unet_denoiser(model, device="cpu", average_flips=True))
     if model.width_restoration is not None:
         denoisers[f"{name}-unrestored"] = lambda frame, m=model: denoise_frames(frame, m, device="cpu",
                                                                                  restore_width=False)
@@ -105,6 +111,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE.safetensors",
                         help="also score this trained model (repeatable); with --modes and no names, no training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--average-flips", action="store_true",
+                        help="also score every U-Net averaged over the frame and its two flips (NAME-flips)")
     parser.add_argument("--start-from", default="scratch", choices=["scratch", "starter"],
                         help="initial weights (default scratch: the shipped starter was trained on the same "
                              "simulated specimen, so starting from it would carry the test areas' specimen in)")
@@ -151,13 +159,14 @@ def main() -> None:
                     args.save_models.mkdir(parents=True, exist_ok=True)
                     export_safetensors(model, args.save_models / f"{mode}.safetensors")
                 training[mode]["width_restoration"] = model.description.get("width_restoration")
-                add_unet(denoisers, f"unet-{mode}", model)
+                add_unet(denoisers, f"unet-{mode}", model, args.average_flips)
             for item in args.model:
                 name, file = item.split("=", 1)
-                add_unet(denoisers, f"unet-{name}", import_safetensors(file))
+                add_unet(denoisers, f"unet-{name}", import_safetensors(file), args.average_flips)
             cached = {name: memoised(fn) for name, fn in denoisers.items()}
             vs_truth = compact(score_table(cached, records, reference="truth"))
-            vs_dcfi = compact(score_table(cached, records, reference="dcfi"))
+            has_dcfi = any(r.dcfi is not None for r in records)
+            vs_dcfi = compact(score_table(cached, records, reference="dcfi")) if has_dcfi else None
     unets = [n for n in vs_truth if n.startswith("unet-")]
     checks = {name: meets(vs_truth, name) for name in unets}
 

@@ -111,6 +111,9 @@ def add_denoise_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--no-restore-width", action="store_true",
                         help="leave out the model's calibrated line-width restoration")
+    parser.add_argument("--average-flips", action="store_true",
+                        help="U-Net: average the results of the frames and their top-bottom and left-right "
+                             "flips (+0.3 to +0.7 dB PSNR, 3x the time)")
     parser.add_argument("--weights", type=Path, metavar="FILE.safetensors",
                         help="use these weights instead of the project's model (stored into the project)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -124,7 +127,8 @@ def cmd_denoise(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
 
     try:
         params = DenoiseParams(method=args.method, source=args.source, tile_px=args.tile, overlap_px=args.overlap,
-                               batch_size=args.batch, device=args.device, restore_width=not args.no_restore_width)
+                               batch_size=args.batch, device=args.device, restore_width=not args.no_restore_width,
+                               average_flips=args.average_flips)
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     model = import_safetensors(args.weights) if args.weights is not None else None

@@ -115,3 +115,19 @@ def test_the_models_width_restoration_is_applied_at_each_frames_tilt(model, fram
     broken = {**sharp.description, "width_restoration": {"sigma_px": 1.0}}
     with pytest.raises(RstemError, match="line-width restoration record is damaged"):
         DenoiserModel.from_arrays(broken, sharp.state_arrays(), "m.safetensors")
+
+
+def test_average_flips_is_the_mean_of_the_flipped_copies(model: DenoiserModel, frame: np.ndarray) -> None:
+    stack = np.stack([frame, frame[::-1].copy()])
+    seen: list[float] = []
+    averaged = denoise_frames(stack, model, average_flips=True, progress=lambda f, m: seen.append(f))
+    plain = denoise_frames(stack, model)
+    by_rows = denoise_frames(stack[:, ::-1].copy(), model)[:, ::-1]
+    by_cols = denoise_frames(stack[:, :, ::-1].copy(), model)[:, :, ::-1]
+    assert averaged.shape == stack.shape and averaged.dtype == np.float32
+    np.testing.assert_allclose(averaged, (plain + by_rows + by_cols) / 3, rtol=1e-5, atol=1e-5 * float(np.abs(plain).max()))
+    assert float(np.abs(averaged - plain).max()) > 1e-3 * float(np.abs(plain).max())  # the copies do differ
+    assert np.all(np.diff(seen) >= -1e-9) and seen[-1] == pytest.approx(1.0)
+    single = denoise_frames(frame, model, average_flips=True)
+    assert single.shape == frame.shape
+    np.testing.assert_allclose(single, averaged[0], rtol=1e-5, atol=1e-5 * float(np.abs(plain).max()))
