@@ -37,7 +37,6 @@ from .image_quality import line_measures, psnr_db, ssim
 
 METRICS = ("psnr_db", "ssim", "width_ratio", "intensity_ratio")
 BASELINE_NAMES = ("bm3d", "gaussian", "median", "nlm")  # rstem_core.denoise.baselines.BASELINES
-MODEL_KEY = "models/denoiser"
 TRUTH = "truth/training"
 
 
@@ -371,17 +370,13 @@ def denoise_scores(
         denoisers["unet"] = with_tilt(unet_denoiser(unet_model))
     elif want_unet:
         try:
-            from ..denoise.weights import load_from_project, starter_model
+            from ..denoise.step import project_denoiser
         except ImportError as err:
             notes.append(f"unet skipped: the denoiser modules cannot be imported ({err})")
-        else:
-            if MODEL_KEY in project:
-                model = load_from_project(project)
-            else:  # the denoise step then uses the shipped starter: score that one
-                pixel_nm = float(project.attrs("raw/rapid")["pixel_size_nm"]) if "raw/rapid" in project else None
-                model = starter_model(pixel_nm)
-                notes.append(f"unet: the shipped starter model, which the denoise step uses while the project has "
-                             f"no {MODEL_KEY} (`rstem train` makes one from the project's own training areas)")
+        else:  # the network the denoise step uses: the trained model, else the shipped starter
+            pixel_nm = float(project.attrs("raw/rapid")["pixel_size_nm"]) if "raw/rapid" in project else None
+            model, _, used = project_denoiser(project, pixel_nm)
+            notes += [f"unet: {note}" for note in used]
             denoisers["unet"] = with_tilt(unet_denoiser(model))
     table = score_table(denoisers, records, reference=reference, progress=progress, cancel=cancel)
     return {

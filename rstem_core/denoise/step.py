@@ -176,7 +176,9 @@ def choose_source(project: Project, source: str = "auto") -> str:
     return pick_series(project, SOURCES, source, "to denoise")
 
 
-def _unet(project: Project, pixel_size_nm: float | None = None) -> tuple[DenoiserModel, str, list[str]]:
+def project_denoiser(project: Project, pixel_size_nm: float | None = None) -> tuple[DenoiserModel, str, list[str]]:
+    """The network the denoise step uses: the project's trained model, else the shipped starter
+    for ``pixel_size_nm``; with its name (``/models/denoiser`` or ``starter``) and notes."""
     if f"{MODEL_KEY}/description" in project:
         return load_from_project(project, MODEL_KEY), f"/{MODEL_KEY}", []
     model = starter_model(pixel_size_nm)
@@ -214,7 +216,7 @@ def run_denoise(
     if params.method == "unet":
         from .inference import denoise_frames
 
-        model, model_name, notes = _unet(project, series.pixel_size_nm)
+        model, model_name, notes = project_denoiser(project, series.pixel_size_nm)
         frames = denoise_frames(series.frames, model, tile_px=params.tile_px, overlap_px=params.overlap_px,
                                 batch_size=params.batch_size, device=params.device, tilts_deg=series.angles_deg,
                                 restore_width=params.restore_width, average_flips=params.average_flips,
