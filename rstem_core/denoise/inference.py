@@ -188,12 +188,11 @@ def denoise_frames(
         stack = check_frames(frames)
         options = {"tile_px": tile_px, "overlap_px": overlap_px, "batch_size": batch_size, "device": device,
                    "tilts_deg": tilts_deg, "restore_width": restore_width, "cancel": cancel}
-        flips = ((slice(None), slice(None), slice(None)), (slice(None), slice(None, None, -1), slice(None)),
-                 (slice(None), slice(None), slice(None, None, -1)))
         total = np.zeros(stack.shape, np.float32)
-        for k, flip in enumerate(flips):
+        for k, axes in enumerate(((), (1,), (2,))):  # as it is, rows reversed, columns reversed
             part = sub_progress(progress, k / 3, (k + 1) / 3)
-            total += denoise_frames(np.ascontiguousarray(stack[flip]), model, progress=part, **options)[flip]
+            flipped = np.ascontiguousarray(np.flip(stack, axes))
+            total += np.flip(denoise_frames(flipped, model, progress=part, **options), axes)
         result = total / 3
         return result[0] if np.ndim(frames) == 2 else result
     squeeze = np.ndim(frames) == 2
