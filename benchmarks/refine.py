@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from rstem_core import pipeline
 from rstem_core.analysis.refine_scores import (
     angle_errors_deg,
     angle_rms_deg,
     nominal_angle_rms_deg,
     shift_rms_px,
 )
-from rstem_core.calib.step import run_calibration
-from rstem_core.denoise.step import run_denoise
 from rstem_core.project import Project
 from rstem_core.refine_step import OUTPUT, RefineParams, run_refinement
 from rstem_core.simulate import SimulationConfig, write_demo_project
@@ -62,10 +61,8 @@ def main() -> None:
             t_prepare = 0.0
             if args.pipeline:
                 t = time.perf_counter()
-                if "processed/corrected" not in proj:
-                    run_calibration(proj)
-                if "processed/denoised" not in proj:
-                    run_denoise(proj)
+                pipeline.run_pipeline(proj, until="calibrate")  # what is not run yet, as `rstem run` does
+                pipeline.run_pipeline(proj, start="denoise", until="denoise")
                 t_prepare = time.perf_counter() - t
             t = time.perf_counter()
             result = run_refinement(proj, RefineParams())
