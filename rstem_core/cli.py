@@ -167,9 +167,12 @@ def _build_parser() -> _Parser:
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
-    p.add_argument("--min-prominence", type=float, default=0.1,
+    p.add_argument("--min-prominence", type=float, default=0.02,
                    help="how far (same fraction) two parts of a spot must rise above the pass between them to "
-                        "count as two dislocations (default 0.1)")
+                        "count as two dislocations (default 0.02)")
+    p.add_argument("--line-smooth", type=float, default=14.0, metavar="NM",
+                   help="average the volume along its dislocation lines over this Gaussian sigma, nm, before "
+                        "looking for centres (default 14; 0: off)")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
     p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
     p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
@@ -370,7 +373,7 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
 
     try:
         params = EvaluationParams(reference=args.reference, threshold=args.threshold,
-                                  min_prominence=args.min_prominence,
+                                  min_prominence=args.min_prominence, line_smooth_nm=args.line_smooth,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

@@ -20,12 +20,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+import scipy.ndimage as ndi
 
 from ..errors import RstemError
 from ..model import Volume
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
-from .positions import compare_centres, line_crossings, section_centres
+from .positions import (
+    compare_centres,
+    line_crossings,
+    section_centres,
+    smooth_along_lines,
+    typical_line_level,
+)
 
 OUTPUT = "evaluation/report"
 SLOW_VOLUME = "reconstruction/slow"
@@ -52,6 +59,13 @@ class EvaluationParams:
     smooth_px : float
         Gaussian smoothing (voxels) of each cross-section used to find the spots; the centres
         are the intensity-weighted centroids of the unsmoothed spots (paper eq. 1).
+    line_smooth_nm : float
+        Before the spots are looked for, every voxel is averaged with its neighbours along the
+        local dislocation direction (Gaussian sigma in nm, about 3 voxels at 4.56 nm; 0 turns
+        it off). The reconstruction's
+        noise averages out along the lines while the gap between neighbouring lines is kept, so
+        fewer noise spots count as dislocations and the lines of a pile-up split more reliably.
+        The centres are still the centroids of the unsmoothed volume.
     border_px : int
         Centres this close to the volume's faces are not counted (reconstruction edge
         artefacts), voxels; true crossings there are left out too.
@@ -69,8 +83,9 @@ class EvaluationParams:
 
     reference: str = "auto"
     threshold: float = 0.2
-    min_prominence: float = 0.1
+    min_prominence: float = 0.02
     smooth_px: float = 0.5
+    line_smooth_nm: float = 14.0
     border_px: int = 2
     max_distance_nm: float = 30.0
     register: bool = True
@@ -86,6 +101,8 @@ class EvaluationParams:
             raise ValueError(f"min_prominence must lie in (0, 1), got {self.min_prominence}")
         if self.smooth_px < 0:
             raise ValueError(f"smooth_px must not be negative, got {self.smooth_px}")
+        if self.line_smooth_nm < 0:
+            raise ValueError(f"line_smooth_nm must not be negative, got {self.line_smooth_nm}")
         if not self.max_distance_nm > 0:
             raise ValueError(f"max_distance_nm must be positive, got {self.max_distance_nm}")
 
@@ -119,7 +136,20 @@ def step_timings(project: Project) -> dict[str, float]:
 def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> dict[str, np.ndarray]:
     kw = {"threshold": params.threshold, "min_prominence": params.min_prominence, "smooth_px": params.smooth_px,
           "border_px": params.border_px}
-    return {axis: section_centres(volume, voxel_nm, axis=axis, **kw) for axis in ("x", "y")}
+    detect = line_smoothed(volume, voxel_nm, params)
+    return {axis: section_centres(volume, voxel_nm, axis=axis, detect=detect, **kw) for axis in ("x", "y")}
+
+
+def line_smoothed(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> np.ndarray | None:
+    """The volume averaged along its lines (``params.line_smooth_nm``) where it holds structure
+    (its Gaussian-smoothed value above 2 % of a typical line's), in which the centres are looked
+    for; None when that smoothing is off."""
+    if params.line_smooth_nm <= 0:
+        return None
+    vol = np.asarray(volume, dtype=np.float32)
+    typical = typical_line_level(vol, params.border_px)
+    where = ndi.gaussian_filter(vol, 2.0) > 0.02 * typical
+    return smooth_along_lines(vol, params.line_smooth_nm / voxel_nm, where=where)
 
 
 def truth_centres(project: Project, shape: tuple[int, int, int], voxel_nm: float,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from rstem_core.analysis import find_centres_yz, line_crossings_yz, pair_centres
-from rstem_core.analysis.positions import compare_centres
+from rstem_core.analysis.positions import compare_centres, smooth_along_lines
 
 
 def _tube_volume(nz: int, ny: int, nx: int, y_px: float, z_px: float, sigma: float = 1.5) -> np.ndarray:
@@ -100,3 +101,58 @@ def test_registration_keeps_lined_up_sections_where_a_neighbouring_section_pairs
     out = compare_centres(found, reference, voxel_nm=v, max_distance_nm=30.0)
     assert all(abs(o) < 0.05 * v for o in out["offset_nm"].values()), out["offset_nm"]
     assert out["position_error_nm"]["z"] < 0.05 * v and out["position_error_nm"]["y"] < 0.05 * v
+
+
+def _line_volume(shape: tuple[int, int, int], point: tuple[float, float, float], direction: tuple[float, float, float],
+                 sigma: float = 1.2) -> np.ndarray:
+    """A straight Gaussian tube through ``point`` (z, y, x voxels) along ``direction``."""
+    grid = np.stack(np.mgrid[: shape[0], : shape[1], : shape[2]], axis=-1).astype(np.float64) - np.asarray(point)
+    d = np.asarray(direction, dtype=np.float64)
+    d /= np.linalg.norm(d)
+    across = grid - (grid @ d)[..., None] * d
+    return np.exp(-(across**2).sum(axis=-1) / (2 * sigma**2)).astype(np.float32)
+
+
+def test_smoothing_along_a_line_averages_its_noise_and_keeps_its_profile() -> None:
+    clean = _line_volume((40, 64, 64), (20, 32, 32), (0.5, 0.6, 0.8))
+    noisy = clean + 0.3 * np.random.default_rng(1).standard_normal(clean.shape).astype(np.float32)
+    smooth = smooth_along_lines(noisy, 3.0)
+    on = clean > 0.5
+    before = np.sqrt(np.mean((noisy - clean)[on] ** 2))
+    after = np.sqrt(np.mean((smooth - clean)[on] ** 2))
+    assert after < 0.4 * before  # about 13 samples along the line
+    assert smooth[on].mean() == pytest.approx(clean[on].mean(), rel=0.08)  # the line is not blurred away
+    assert smooth.dtype == np.float32 and smooth.shape == clean.shape
+
+
+def test_smoothing_along_lines_keeps_the_gap_between_neighbours() -> None:
+    # two parallel lines 5 voxels apart in z, drawn out in z like a reconstruction's spots
+    shape = (40, 64, 64)
+    pair = _line_volume(shape, (17.5, 32, 32), (0, 0.3, 1)) + _line_volume(shape, (22.5, 32, 32), (0, 0.3, 1))
+    pair = ndi.gaussian_filter(pair, (1.5, 0, 0))
+    noisy = pair + 0.15 * np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+
+    def dip(v: np.ndarray) -> float:  # how far the middle sinks below the two lines' mean peak
+        profile = v[:, 32, 20:44].mean(axis=1)
+        return float((profile[17] + profile[23]) / 2 - profile[20])
+
+    along = smooth_along_lines(noisy, 3.0)
+    across = ndi.gaussian_filter(noisy, 1.5)  # isotropic smoothing of about the same reach
+    assert dip(along) > 0.6 * dip(pair)
+    assert dip(across) < 0.3 * dip(pair)
+    # only the voxels asked for change
+    where = np.zeros(shape, dtype=bool)
+    where[:, :32] = True
+    part = smooth_along_lines(noisy, 3.0, where=where)
+    np.testing.assert_array_equal(part[:, 32:], noisy[:, 32:])
+    np.testing.assert_allclose(part[:, :32], along[:, :32], atol=1e-6)
+
+
+def test_spots_found_in_a_smoothed_copy_keep_the_centroids_of_the_volume() -> None:
+    vol = _tube_volume(21, 41, 5, y_px=27.3, z_px=8.6)
+    detect = ndi.gaussian_filter(vol, 2.0)  # where to look; the centroid weighs the volume itself
+    c = find_centres_yz(vol, voxel_nm=4.0, detect=detect)
+    np.testing.assert_allclose(c.xyz_nm[:, 1], 29.2, atol=0.3)
+    np.testing.assert_allclose(c.xyz_nm[:, 2], -5.6, atol=0.3)
+    with pytest.raises(ValueError, match="shape"):
+        find_centres_yz(vol, voxel_nm=4.0, detect=detect[:, :-1])
