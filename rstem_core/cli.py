@@ -397,7 +397,7 @@ def format_evaluation(report: dict) -> str:
         pairs = report.get("pairs", {})
         lines.append(f"mean |dGx| {e['x']:.1f} nm, |dGy| {e['y']:.1f} nm, |dGz| {e['z']:.1f} nm "
                      f"({pairs.get('y', 0)} xz and {pairs.get('x', 0)} yz pairs); "
-                     f"completeness {report['completeness']:.0%}")
+                     f"completeness {report['completeness']:.0%}, precision {report.get('precision', float('nan')):.0%}")
     for key, unit in (("distortion_rms_px", "px"), ("angle_rms_deg", "deg"), ("shift_rms_px", "px"),
                       ("curation_accept_matched", ""), ("curation_reject_mismatched", "")):
         if report.get(key) is not None:

@@ -17,6 +17,7 @@ ROWS = (
     ("position_error_nm.y", "Mean |error| in y", "nm"),
     ("position_error_nm.z", "Mean |error| in z (depth)", "nm"),
     ("completeness", "Share of reference centres found", ""),
+    ("precision", "Share of found centres matching the reference", ""),
     ("pairs.y", "Paired centres (y–z sections)", ""),
     ("pairs.x", "Paired centres (x–z sections)", ""),
     ("angle_rms_deg", "Tilt angle error (RMS)", "°"),
