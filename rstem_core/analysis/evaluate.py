@@ -137,7 +137,12 @@ def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> d
     kw = {"threshold": params.threshold, "min_prominence": params.min_prominence, "smooth_px": params.smooth_px,
           "border_px": params.border_px}
     detect = line_smoothed(volume, voxel_nm, params)
-    return {axis: section_centres(volume, voxel_nm, axis=axis, detect=detect, **kw) for axis in ("x", "y")}
+    out = {axis: section_centres(volume, voxel_nm, axis=axis, detect=detect, **kw) for axis in ("x", "y")}
+    # the sections next to the x and y faces hold edge artefacts, and no true crossings are
+    # counted there (truth_centres): leave them out of both section families
+    nz, ny, nx = np.shape(volume)
+    half = ((np.array([nx, ny], dtype=np.float64) - 1) / 2 - params.border_px) * voxel_nm + 1e-6
+    return {axis: pts[np.all(np.abs(pts[:, :2]) <= half, axis=1)] for axis, pts in out.items()}
 
 
 def line_smoothed(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> np.ndarray | None:

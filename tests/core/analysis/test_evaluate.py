@@ -99,3 +99,18 @@ def test_report_page_has_its_figures(demo: Path) -> None:
         png = index.parent / name
         assert png.stat().st_size > 5_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Steps" in page and "Evaluation" in page and "completeness" in page
+
+
+def test_no_centres_are_counted_in_the_sections_next_to_the_faces() -> None:
+    # a dislocation along x crosses every yz section, one along y every xz section; the sections
+    # within border_px of the x and y faces hold no true crossings and must hold no found ones
+    nz, ny, nx = 20, 30, 24
+    z, y, x = np.mgrid[:nz, :ny, :nx].astype(np.float64)
+    vol = np.exp(-((z - 9.5) ** 2 + (y - 14.0) ** 2) / 4.0) + np.exp(-((z - 9.5) ** 2 + (x - 11.0) ** 2) / 4.0)
+    voxel = 4.0
+    params = EvaluationParams(border_px=3)
+    found = _centres(vol.astype(np.float32), voxel, params)
+    limit = {"x": ((nx - 1) / 2 - 3) * voxel, "y": ((ny - 1) / 2 - 3) * voxel}
+    assert len(found["x"]) == nx - 6 and len(found["y"]) == ny - 6
+    for pts in found.values():
+        assert np.all(np.abs(pts[:, 0]) <= limit["x"] + 1e-6) and np.all(np.abs(pts[:, 1]) <= limit["y"] + 1e-6)
