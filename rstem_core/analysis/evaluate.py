@@ -55,17 +55,18 @@ class EvaluationParams:
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the
         typical dislocation's brightness) above the pass between them (0..1); raise it when one
-        dislocation gives several centres, lower it when two close ones give one.
+        dislocation gives several centres (e.g. 0.1 for a volume of binarised frames, whose
+        spots are brighter at their rims), lower it when two close ones give one.
     smooth_px : float
         Gaussian smoothing (voxels) of each cross-section used to find the spots; the centres
         are the intensity-weighted centroids of the unsmoothed spots (paper eq. 1).
     line_smooth_nm : float
         Before the spots are looked for, every voxel is averaged with its neighbours along the
         local dislocation direction (Gaussian sigma in nm, about 3 voxels at 4.56 nm; 0 turns
-        it off). The reconstruction's
-        noise averages out along the lines while the gap between neighbouring lines is kept, so
-        fewer noise spots count as dislocations and the lines of a pile-up split more reliably.
-        The centres are still the centroids of the unsmoothed volume.
+        it off). The reconstruction's noise averages out along the lines while the gap between
+        neighbouring lines is kept, so fewer noise spots count as dislocations and the lines of
+        a pile-up split more reliably. The centres are still the centroids of the unsmoothed
+        volume.
     border_px : int
         Centres this close to the volume's faces are not counted (reconstruction edge
         artefacts), voxels; true crossings there are left out too.
