@@ -137,6 +137,41 @@ def _noise_level(signal: np.ndarray) -> float:
     return max(1.4826 * mad, 1e-6)
 
 
+def saturate(signal: np.ndarray, fraction: float, *, floor_sigma: float = 4.0) -> np.ndarray:
+    """Clip every frame's normalised signal at ``fraction`` of its 99.5th percentile.
+
+    Strong and weak dislocations then reach a similar height, so faint lines (low visibility,
+    near the surfaces) are not swamped by the strong ones in the reconstruction; the noise and
+    the shape of the weak lines stay as they were. The clip never goes below ``floor_sigma``
+    times the frame's noise, so a frame the noise dominates (few lines, no denoising) is not
+    flattened into a binary image: the noise is estimated from the positive values of the
+    clipped-at-zero signal, whose median is 0.674 sigma for noise alone.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (frames, rows, cols)
+        Output of :func:`preprocess` in ``normalize`` mode (non-negative).
+    fraction : float
+        0 < fraction; 1 clips only the brightest 0.5 % of each frame.
+
+    Returns
+    -------
+    ndarray, float32, the shape of ``signal`` (a new array)
+    """
+    s = np.asarray(signal, dtype=np.float32)
+    out = np.empty_like(s)
+    for i in range(s.shape[0]):
+        frame = s[i]
+        positive = frame[frame > 0]
+        if positive.size == 0:
+            out[i] = frame
+            continue
+        sigma = float(np.median(positive)) / 0.674
+        cap = max(fraction * float(np.percentile(frame, 99.5)), floor_sigma * sigma)
+        np.minimum(frame, cap, out=out[i])
+    return out
+
+
 def preprocess(
     frames: np.ndarray,
     params: BinarizeParams | None = None,

@@ -118,6 +118,9 @@ def _build_parser() -> _Parser:
     p.add_argument("--noisy-weight", type=float, default=0.5,
                    help="weight of the frames before denoising added to the denoised ones (default 0.5; "
                         "0: the denoised frames alone)")
+    p.add_argument("--saturate", type=float, default=0.5,
+                   help="clip each normalised frame at this fraction of its 99.5th percentile, so faint and "
+                        "strong dislocations reach a similar height (default 0.5; 0: off)")
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -165,7 +168,7 @@ def _build_parser() -> _Parser:
     p.add_argument("project", type=Path)
     p.add_argument("--reference", default="auto", choices=["auto", "slow", "truth"],
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
-    p.add_argument("--threshold", type=float, default=0.2,
+    p.add_argument("--threshold", type=float, default=0.3,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
     p.add_argument("--min-prominence", type=float, default=0.02,
                    help="how far (same fraction) two parts of a spot must rise above the pass between them to "
@@ -271,6 +274,7 @@ def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cance
             pad_rows=args.pad_rows,
             time_lag=not args.no_time_lag, source=args.source, backend=args.backend, device=args.device,
             preprocessing=BinarizeParams(mode=args.preprocess), noisy_weight=args.noisy_weight,
+            saturate=args.saturate,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

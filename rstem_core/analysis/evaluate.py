@@ -83,7 +83,7 @@ class EvaluationParams:
     """
 
     reference: str = "auto"
-    threshold: float = 0.2
+    threshold: float = 0.3
     min_prominence: float = 0.02
     smooth_px: float = 0.5
     line_smooth_nm: float = 14.0

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from ..binarize import BinarizeParams, preprocess
+from ..binarize import BinarizeParams, preprocess, saturate
 from ..errors import RstemError
 from ..model import TiltSeries, Volume
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
@@ -105,6 +105,14 @@ class ReconstructionParams:
         seed 0 80.1 % (92.5 %) alone, 81.9 % (91.8 %) with 0.5; seed 2 74.5 % (64.8 %) alone,
         76.3 % (62.4 %) with 0.5; the outer eighths of the slab gain most (seed 0 64 / 60 % ->
         68 / 70 %).
+    saturate : float
+        With ``preprocessing.mode="normalize"``, each frame's signal is clipped at this fraction
+        of its 99.5th percentile (never below 4 times its noise) before the reconstruction, so
+        strong and faint dislocations reach a similar height; the frames before denoising added
+        with ``noisy_weight`` are not clipped; 0 turns it off. Default-size synthetic series,
+        with the evaluation's threshold at 0.3: share of true centres found (of found centres
+        true) seed 0 84.2 % (94.2 %) against 82.4 % (94.3 %) unclipped at threshold 0.2, seed 1
+        72.6 % (92.9 %) against 71.0 % (93.1 %), seed 2 79.7 % (85.6 %) against 77.8 % (79.6 %).
     noisy_smooth_px : float
         Gaussian smoothing (pixels) of the noisy frames' signal before it is added (in place of
         ``preprocessing.smooth_px``): their noise, summed by the reconstruction, otherwise makes
@@ -131,6 +139,7 @@ class ReconstructionParams:
     preprocessing: BinarizeParams = field(default_factory=BinarizeParams)
     noisy_weight: float = 0.5
     noisy_smooth_px: float = 1.8
+    saturate: float = 0.5
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -155,6 +164,8 @@ class ReconstructionParams:
             raise ValueError(f"min_slab_clarity must be >= 0, got {self.min_slab_clarity}")
         if self.noisy_weight < 0:
             raise ValueError(f"noisy_weight must be >= 0, got {self.noisy_weight}")
+        if self.saturate < 0:
+            raise ValueError(f"saturate must be >= 0, got {self.saturate}")
         if self.noisy_smooth_px < 0:
             raise ValueError(f"noisy_smooth_px must be >= 0, got {self.noisy_smooth_px}")
         if self.source != "auto" and self.source not in SOURCES:
@@ -326,6 +337,8 @@ def reconstruct_series(
         notes.append("time-lag correction off: the series has no frame timestamps or line time")
     progress(0.0, "pre-processing the tilt series")
     signal = preprocess(series.frames, params.preprocessing, progress=sub_progress(progress, 0.0, 0.1), cancel=cancel)
+    if params.saturate > 0 and params.preprocessing.mode == "normalize":
+        signal = saturate(signal, params.saturate)
     if noisy_frames is not None and params.noisy_weight > 0:
         if noisy_frames.shape != series.frames.shape:
             raise ValueError(f"noisy frames {noisy_frames.shape} differ from the series' {series.frames.shape}")

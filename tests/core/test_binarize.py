@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from rstem_core.binarize import BinarizeParams, dislocation_signal, median_background, preprocess
+from rstem_core.binarize import (
+    BinarizeParams,
+    dislocation_signal,
+    median_background,
+    preprocess,
+    saturate,
+)
 
 
 def _bf_frame(background: float, contrast: float, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -72,3 +78,29 @@ def test_background_ignores_thin_lines_and_follows_a_slope(shape: tuple[int, int
     inner = (slice(8, rows - 8), slice(8, cols - 8))  # the Gaussian's reach from the edges
     assert est.shape == shape
     assert np.max(np.abs(est - background)[inner] / background[inner]) < 0.03
+
+
+def test_saturation_lifts_a_faint_line_to_the_strong_one_and_leaves_the_noise() -> None:
+    # a strong and a faint dark line (contrast 0.6 and 0.15) in a nearly noise-free frame
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:128, :128].astype(float)
+    strong = np.exp(-((x - 40) ** 2) / (2 * 1.5**2))
+    faint = np.exp(-((x - 90) ** 2) / (2 * 1.5**2))
+    frame = 1000.0 * (1 - 0.6 * strong - 0.15 * faint) + rng.normal(0, 2.0, strong.shape)
+    norm = preprocess(frame[None].astype(np.float32), BinarizeParams(mode="normalize"))
+    clipped = saturate(norm, 0.5)
+    ratio_before = norm[0, :, 88:93].max(axis=1).mean() / norm[0, :, 38:43].max(axis=1).mean()
+    ratio_after = clipped[0, :, 88:93].max(axis=1).mean() / clipped[0, :, 38:43].max(axis=1).mean()
+    assert ratio_before < 0.3 and ratio_after > 1.8 * ratio_before  # the strong line is cut down to half its height
+    away = (np.abs(x - 40) > 8) & (np.abs(x - 90) > 8)
+    np.testing.assert_array_equal(clipped[0][away], norm[0][away])  # noise below the clip is kept
+    assert clipped.dtype == np.float32 and clipped.shape == norm.shape
+
+
+def test_saturation_never_clips_a_noise_dominated_frame_below_its_noise() -> None:
+    rng = np.random.default_rng(4)
+    frame = 1000.0 + rng.normal(0, 50.0, (128, 128))  # no line at all, 5 % noise
+    norm = preprocess(frame[None].astype(np.float32), BinarizeParams(mode="normalize"))
+    clipped = saturate(norm, 0.5)
+    changed = np.mean(clipped != norm)
+    assert changed < 0.001  # only values beyond 4 sigma are clipped
