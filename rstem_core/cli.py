@@ -118,9 +118,10 @@ def _build_parser() -> _Parser:
     p.add_argument("--noisy-weight", type=float, default=0.5,
                    help="weight of the frames before denoising added to the denoised ones (default 0.5; "
                         "0: the denoised frames alone)")
-    p.add_argument("--saturate", type=float, default=0.5,
-                   help="clip each normalised frame at this fraction of its 99.5th percentile, so faint and "
-                        "strong dislocations reach a similar height (default 0.5; 0: off)")
+    p.add_argument("--saturate", type=float, default=0.0,
+                   help="clip each normalised frame at this fraction of its 99.5th percentile (e.g. 0.5), so "
+                        "faint dislocations reach the strong ones' height: more of them found, placed less well "
+                        "(default 0: off)")
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -168,7 +169,7 @@ def _build_parser() -> _Parser:
     p.add_argument("project", type=Path)
     p.add_argument("--reference", default="auto", choices=["auto", "slow", "truth"],
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
-    p.add_argument("--threshold", type=float, default=0.3,
+    p.add_argument("--threshold", type=float, default=0.2,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
     p.add_argument("--min-prominence", type=float, default=0.02,
                    help="how far (same fraction) two parts of a spot must rise above the pass between them to "

@@ -51,7 +51,8 @@ class EvaluationParams:
     threshold : float
         Spots weaker than this fraction of a typical dislocation's brightness (the median over
         cross-sections of each section's brightest voxel) are not counted as dislocation centres
-        (0..1). Lower it when weak dislocations are missed, raise it when noise is counted.
+        (0..1). Lower it when weak dislocations are missed, raise it when noise is counted
+        (about 0.3 for a volume of frames clipped with the reconstruction's ``saturate``).
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the
         typical dislocation's brightness) above the pass between them (0..1); raise it when one
@@ -83,7 +84,7 @@ class EvaluationParams:
     """
 
     reference: str = "auto"
-    threshold: float = 0.3
+    threshold: float = 0.2
     min_prominence: float = 0.02
     smooth_px: float = 0.5
     line_smooth_nm: float = 14.0
