@@ -115,8 +115,8 @@ class ReconstructionParams:
         centres true) seed 0 84.2 % (94.2 %) against 82.4 % (94.3 %), seed 1 72.6 % (92.9 %)
         against 71.0 % (93.1 %), seed 2 79.7 % (85.6 %) against 77.8 % (79.6 %); mean depth
         error 4.24 / 5.43 / 4.99 nm against 4.10 / 5.41 / 4.78 nm. On noise-free frames it
-        loses: 88.8 % (92.1 %) at prominence 0.1, depth error 3.90 nm, against 91.6 % (94.0 %)
-        and 3.33 nm: clipped lines are flat-topped, and their reconstruction brighter at the rim.
+        loses: 88.8 % (92.1 %) at prominence 0.1, depth error 3.90 nm, against 91.5 % (94.5 %)
+        and 3.32 nm: clipped lines are flat-topped, and their reconstruction brighter at the rim.
     noisy_smooth_px : float
         Gaussian smoothing (pixels) of the noisy frames' signal before it is added (in place of
         ``preprocessing.smooth_px``): their noise, summed by the reconstruction, otherwise makes
