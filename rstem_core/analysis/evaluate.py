@@ -142,9 +142,15 @@ def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> d
     out = {axis: section_centres(volume, voxel_nm, axis=axis, detect=detect, **kw) for axis in ("x", "y")}
     # the sections next to the x and y faces hold edge artefacts, and no true crossings are
     # counted there (truth_centres): leave them out of both section families
-    nz, ny, nx = np.shape(volume)
-    half = ((np.array([nx, ny], dtype=np.float64) - 1) / 2 - params.border_px) * voxel_nm + 1e-6
-    return {axis: pts[np.all(np.abs(pts[:, :2]) <= half, axis=1)] for axis, pts in out.items()}
+    return {axis: pts[inside_faces(pts, np.shape(volume), voxel_nm, params.border_px)] for axis, pts in out.items()}
+
+
+def inside_faces(points_nm: np.ndarray, shape: tuple[int, ...], voxel_nm: float, border_px: int) -> np.ndarray:
+    """Which points (x, y, z nm, origin at the centre of a (z, y, x) volume of ``shape``) lie at
+    least ``border_px`` voxels inside its x and y faces, at any depth."""
+    _, ny, nx = shape
+    half = ((np.array([nx, ny], dtype=np.float64) - 1) / 2 - border_px) * voxel_nm + 1e-6  # + rounding
+    return np.all(np.abs(np.asarray(points_nm)[:, :2]) <= half, axis=1)
 
 
 def line_smoothed(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> np.ndarray | None:
@@ -165,14 +171,12 @@ def truth_centres(project: Project, shape: tuple[int, int, int], voxel_nm: float
     least ``border_px`` voxels inside the volume's x and y faces, at every depth of the specimen
     (a volume made too thin to hold a dislocation has missed it)."""
     lines = [np.asarray(line, dtype=np.float64) for line in project.read_json("truth/lines")]
-    nz, ny, nx = shape
-    half = ((np.array([nx, ny, nz], dtype=np.float64) - 1) / 2 - border_px) * voxel_nm  # x, y, z
-    half[2] = np.inf
+    _, ny, nx = shape
     out = {}
     for axis, n in (("x", nx), ("y", ny)):
         planes = (np.arange(n) - (n - 1) / 2) * voxel_nm
         pts = line_crossings(lines, planes, axis=axis)
-        out[axis] = pts[np.all(np.abs(pts) <= half, axis=1)]  # inside the volume only
+        out[axis] = pts[inside_faces(pts, shape, voxel_nm, border_px)]  # inside the volume only
     return out
 
 
