@@ -2,9 +2,10 @@
 
 A tilted slab shows specimen far above and below the frame's own box (at 70 deg about three frame
 heights). Projection matching compares each frame with a re-projection, so the volume must hold
-everything any frame row sees: the frames are padded with ``pad`` masked rows above and below and
-the volume is reconstructed on the padded grid. Masked rays (padding, columns moved out of the
-frame by a shift) neither feed the volume nor count in the SIRT weights. The recon package's
+everything any frame row sees: it is reconstructed on a grid ``pad`` rows taller than the frame
+above and below. Only the frames' own rows are rays (rays for the padding would carry no data
+and, at 70 deg, triple the work); masked rays (columns moved out of the frame by a shift)
+neither feed the volume nor count in the SIRT weights. The recon package's
 :class:`~rstem_core.recon.Projector` does the projections; only the masking is new here, which is
 why this is not :func:`rstem_core.recon.reconstruct`.
 """
@@ -33,38 +34,30 @@ def tall_pad_rows(n_rows: int, nz: int, max_abs_angle_deg: float) -> int:
     return max(0, int(math.ceil(half - n_rows / 2)) + 2)
 
 
-def tall_row_angles(
+def frame_row_angles(
     angles_deg: np.ndarray,
     n_rows: int,
-    pad: int,
     *,
     timestamps_s: np.ndarray | None = None,
     line_time_s: float | None = None,
 ) -> np.ndarray:
-    """Angle of every padded row, shape (n, n_rows + 2 pad), degrees.
+    """Angle of every frame row, shape (n, n_rows), degrees.
 
     With timestamps and a line time each row gets the angle of its scan time, interpolated from
     the frames' angle-against-time curve (frame angles at frame mid-times, as the reconstruction
-    step does); rows of the padding continue the scan lines before and after the frame. Without
-    them every row has its frame's angle.
+    step does). Without them every row has its frame's angle.
     """
     angles = np.asarray(angles_deg, dtype=np.float64)
     n = angles.shape[0]
-    tall = n_rows + 2 * pad
     if timestamps_s is None or line_time_s is None or n < 2:
-        return np.repeat(angles[:, None], tall, axis=1)
+        return np.repeat(angles[:, None], n_rows, axis=1)
     t0 = np.asarray(timestamps_s, dtype=np.float64)
     mid = t0 + 0.5 * n_rows * line_time_s
     if np.any(np.diff(mid) <= 0):
-        return np.repeat(angles[:, None], tall, axis=1)
-    times = t0[:, None] + (np.arange(tall)[None, :] - pad + 0.5) * line_time_s
+        return np.repeat(angles[:, None], n_rows, axis=1)
+    times = t0[:, None] + (np.arange(n_rows)[None, :] + 0.5) * line_time_s
     out = row_angles_from_curve(mid, angles, times)
     return np.clip(out, -89.0, 89.0)
-
-
-def pad_rows(frames: np.ndarray, pad: int) -> np.ndarray:
-    """Frames with ``pad`` zero rows above and below: (n, rows + 2 pad, cols) float32."""
-    return np.pad(np.asarray(frames, dtype=np.float32), ((0, 0), (pad, pad), (0, 0)))
 
 
 def shift_columns(frames: np.ndarray, dx_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +81,14 @@ def shift_columns(frames: np.ndarray, dx_px: np.ndarray) -> tuple[np.ndarray, np
     return moved, valid
 
 
-def tall_projector(row_angles_deg: np.ndarray, cols: int, nz: int, *, dy_px: np.ndarray | None = None,
-                   device: str = "cpu") -> Projector:
-    """The projector of a tall grid: row angles (n, tall), ``cols`` x-slices, ``nz`` voxels deep,
-    the frames' y shifts ``dy_px`` (n,) applied."""
-    n, tall = row_angles_deg.shape
+def tall_projector(row_angles_deg: np.ndarray, cols: int, nz: int, pad: int, *,
+                   dy_px: np.ndarray | None = None, device: str = "cpu") -> Projector:
+    """The projector of a tall grid: the frames' rays (row angles (n, rows)) through a volume of
+    ``cols`` x-slices, ``nz`` voxels deep and ``rows + 2 pad`` rows tall, the frames' y shifts
+    ``dy_px`` (n,) applied."""
+    n, rows = row_angles_deg.shape
     shifts = None if dy_px is None else np.stack([np.asarray(dy_px, float), np.zeros(n)], axis=1)
-    return Projector(Geometry(row_angles_deg, tall, cols, nz, shifts), device=device)
+    return Projector(Geometry(row_angles_deg, rows, cols, nz, shifts, pad_rows=pad), device=device)
 
 
 def masked_sirt(
@@ -102,6 +96,7 @@ def masked_sirt(
     frames: np.ndarray,
     ray_mask: np.ndarray,
     nz: int,
+    pad: int,
     *,
     dy_px: np.ndarray | None = None,
     iterations: int = 20,
@@ -114,33 +109,36 @@ def masked_sirt(
 
     Parameters
     ----------
-    row_angles_deg : ndarray, shape (n, tall)
-        Angle of every (padded) row, degrees.
-    frames : ndarray, shape (n, tall, cols)
-        Padded frames, x shifts already removed.
-    ray_mask : ndarray, shape (n, tall, cols)
+    row_angles_deg : ndarray, shape (n, rows)
+        Angle of every frame row, degrees (:func:`frame_row_angles`).
+    frames : ndarray, shape (n, rows, cols)
+        Frames, x shifts already removed.
+    ray_mask : ndarray, shape (n, rows, cols)
         1 where a ray carries data, 0 elsewhere.
     nz : int
         Volume thickness in pixels.
+    pad : int
+        Volume rows above and below the frame's rows (:func:`tall_pad_rows`).
     dy_px : ndarray, shape (n,), optional
         y shift of every frame (where the specimen centre appears), pixels.
     iterations : int
         SIRT iterations.
-    start : ndarray, shape (nz, tall, cols), optional
+    start : ndarray, shape (nz, rows + 2 pad, cols), optional
         Starting volume (e.g. the previous round's, when the geometry changed a little).
     projector : Projector, optional
         :func:`tall_projector` of this geometry, when the caller has it already.
 
     Returns
     -------
-    ndarray, shape (nz, tall, cols), float32
+    ndarray, shape (nz, rows + 2 pad, cols), float32
     """
-    n, tall, cols = frames.shape
+    n, rows, cols = frames.shape
     if projector is None:
-        projector = tall_projector(row_angles_deg, cols, nz, dy_px=dy_px, device=device)
+        projector = tall_projector(row_angles_deg, cols, nz, pad, dy_px=dy_px, device=device)
+    tall = projector.geometry.volume_rows
     dev = projector.device
-    b = torch.as_tensor(np.ascontiguousarray(frames.reshape(n * tall, cols)), device=dev)
-    m = torch.as_tensor(np.ascontiguousarray(ray_mask.reshape(n * tall, cols), dtype=np.float32), device=dev)
+    b = torch.as_tensor(np.ascontiguousarray(frames.reshape(n * rows, cols), dtype=np.float32), device=dev)
+    m = torch.as_tensor(np.ascontiguousarray(ray_mask.reshape(n * rows, cols), dtype=np.float32), device=dev)
     row_w = projector.row_sums[:, None]
     r = torch.where(row_w > 1e-8, 1.0 / row_w.clamp_min(1e-8), torch.zeros_like(row_w)) * m
     col_w = projector.adjoint(m)
@@ -164,9 +162,11 @@ def project_tall(
     device: str = "cpu",
     projector: Projector | None = None,
 ) -> np.ndarray:
-    """Re-project a tall (nz, tall, cols) volume: (n, tall, cols) float32, y shifts applied
-    (``projector``: :func:`tall_projector` of this geometry, when the caller has it already)."""
-    nz, _, cols = volume.shape
+    """Re-project a tall (nz, rows + 2 pad, cols) volume into the frames' rows: (n, rows, cols)
+    float32, y shifts applied (``row_angles_deg`` (n, rows); ``projector``: :func:`tall_projector`
+    of this geometry, when the caller has it already)."""
+    nz, tall, cols = volume.shape
     if projector is None:
-        projector = tall_projector(row_angles_deg, cols, nz, dy_px=dy_px, device=device)
+        rows = row_angles_deg.shape[1]
+        projector = tall_projector(row_angles_deg, cols, nz, (tall - rows) // 2, dy_px=dy_px, device=device)
     return projector.project(volume)

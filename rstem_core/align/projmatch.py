@@ -21,12 +21,11 @@ import scipy.ndimage as ndi
 
 from ..progress import CancelToken, ProgressFn, no_progress
 from ._tall import (
+    frame_row_angles,
     masked_sirt,
-    pad_rows,
     project_tall,
     shift_columns,
     tall_pad_rows,
-    tall_row_angles,
 )
 from .smooth import ramp_tolerance, smooth_in_time
 
@@ -107,13 +106,9 @@ def fold_models(
     s = np.asarray(signal, dtype=np.float32)
     n, rows, cols = s.shape
     pad = tall_pad_rows(rows, nz, float(np.max(np.abs(angles_deg))) + 2.0)
-    tall = rows + 2 * pad
-    ra = tall_row_angles(angles_deg, rows, pad, timestamps_s=timestamps_s, line_time_s=line_time_s)
+    ra = frame_row_angles(angles_deg, rows, timestamps_s=timestamps_s, line_time_s=line_time_s)
     moved, valid = shift_columns(s, shifts_px[:, 1])
-    data = pad_rows(moved, pad)
-    mask = np.zeros((n, tall, cols), dtype=np.float32)
-    mask[:, pad : pad + rows, :] = valid[:, None, :]
-    mask[~usable] = 0
+    mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
     idx = np.flatnonzero(usable)
     groups = [idx[g :: max(1, folds)] for g in range(max(1, folds))] if folds > 1 else [idx]
     models = np.zeros((n, rows, cols), dtype=np.float32)
@@ -122,13 +117,12 @@ def fold_models(
         train = np.setdiff1d(idx, group) if folds > 1 else idx
         if train.size < 2:
             continue
-        vol = masked_sirt(ra[train], data[train], mask[train], nz, dy_px=shifts_px[train, 0],
+        vol = masked_sirt(ra[train], moved[train], mask[train], nz, pad, dy_px=shifts_px[train, 0],
                           iterations=sirt_iterations, device=device, cancel=cancel)
-        p0 = project_tall(vol, ra[group], dy_px=shifts_px[group, 0], device=device)[:, pad : pad + rows]
+        p0 = project_tall(vol, ra[group], dy_px=shifts_px[group, 0], device=device)
         p1 = None
         if angle_step_deg:
             p1 = project_tall(vol, ra[group] + angle_step_deg, dy_px=shifts_px[group, 0], device=device)
-            p1 = p1[:, pad : pad + rows]
         for k, i in enumerate(group):
             models[i] = ndi.shift(p0[k], (0.0, shifts_px[i, 1]), order=1, mode="nearest")
             if deriv is not None and p1 is not None:

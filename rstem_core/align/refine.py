@@ -31,13 +31,12 @@ import scipy.ndimage as ndi
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..recon.thickness import bin_frames, slab_extent
 from ._tall import (
+    frame_row_angles,
     masked_sirt,
-    pad_rows,
     project_tall,
     shift_columns,
     tall_pad_rows,
     tall_projector,
-    tall_row_angles,
 )
 from .axis import estimate_tilt_axis, rotate_frames
 from .bundle import (
@@ -165,13 +164,10 @@ def _slab_thickness_px(signal: np.ndarray, angles: np.ndarray, shifts: np.ndarra
     n, rows, cols = small.shape
     nz = rows
     pad = tall_pad_rows(rows, nz // 3, float(np.max(np.abs(angles))) + 2)
-    ra = tall_row_angles(angles, rows, pad)
+    ra = frame_row_angles(angles, rows)
     moved, valid = shift_columns(small, shifts[:, 1] / b)
-    data = pad_rows(moved, pad)
-    mask = np.zeros(data.shape, dtype=np.float32)
-    mask[:, pad : pad + rows, :] = valid[:, None, :]
-    mask[~usable] = 0
-    vol = masked_sirt(ra, data, mask, nz, dy_px=shifts[:, 0] / b, iterations=10, device=device, cancel=cancel)
+    mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
+    vol = masked_sirt(ra, moved, mask, nz, pad, dy_px=shifts[:, 0] / b, iterations=10, device=device, cancel=cancel)
     vol = vol[:, pad : pad + rows]
     fine = vol - ndi.uniform_filter(vol, size=(1, 3, 3))
     profile = (fine.astype(np.float64) ** 2).sum(axis=(1, 2))
@@ -432,17 +428,14 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
     for k in range(max(1, rounds)):
         if cancel is not None:
             cancel.check()
-        ra = tall_row_angles(angles, rows, pad, timestamps_s=None if timing is None else timing.timestamps_s,
-                             line_time_s=None if timing is None else timing.line_time_s)
+        ra = frame_row_angles(angles, rows, timestamps_s=None if timing is None else timing.timestamps_s,
+                              line_time_s=None if timing is None else timing.line_time_s)
         moved, valid = shift_columns(small, shifts[:, 1])
-        data = pad_rows(moved, pad)
-        mask = np.zeros(data.shape, dtype=np.float32)
-        mask[:, pad : pad + rows, :] = valid[:, None, :]
-        mask[~usable] = 0
-        projector = tall_projector(ra, cols, nz, dy_px=shifts[:, 0], device=device)
-        vol = masked_sirt(ra, data, mask, nz, iterations=20 if vol is None else 8, start=vol, cancel=cancel,
+        mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
+        projector = tall_projector(ra, cols, nz, pad, dy_px=shifts[:, 0], device=device)
+        vol = masked_sirt(ra, moved, mask, nz, pad, iterations=20 if vol is None else 8, start=vol, cancel=cancel,
                           projector=projector)
-        proj = project_tall(vol, ra, projector=projector)[:, pad : pad + rows]
+        proj = project_tall(vol, ra, projector=projector)
         models = np.stack([ndi.shift(proj[i], (0.0, shifts[i, 1]), order=1, mode="nearest") for i in range(n)])
         tall = vol.shape[1]
         z_edge = max(1, (nz - nz_slab) // 2)
