@@ -4,7 +4,8 @@ Stages (each a plain function of this package):
 
 1. :func:`~.signal.alignment_signal`: what is matched; blank frames are left out.
 2. :func:`~.axis.estimate_tilt_axis`: the axis direction, when it is clearly not along x.
-3. :func:`~.coarse.coarse_align`: neighbour cross-correlation with cosine stretching.
+3. :func:`~.coarse.coarse_align`: neighbour cross-correlation with cosine stretching (again on the
+   frames without their scan-line streaks where neighbour pairs are too weak to trust).
 4. Feature refinement, a few rounds of: reconstruct on a tall grid, detect 3D features
    (:func:`~.features.detect_features`), measure them in every frame
    (:func:`~.features.measure_features`), and solve angles, shifts and positions together
@@ -47,7 +48,7 @@ from .bundle import (
     predict_positions,
 )
 from .checks import anchor_angles, check_series, residual_outliers
-from .coarse import coarse_align
+from .coarse import CoarseAlignment, coarse_align
 from .features import Tracks, detect_features, local_orientation, measure_features
 from .projmatch import projection_matching, remove_translation
 from .signal import (
@@ -138,9 +139,33 @@ def neighbour_agreement(frames: np.ndarray, angles_deg: np.ndarray, *, contrast:
     if contrast == "auto":
         contrast = detect_contrast(f, usable=usable)
     small = bin_frames(alignment_signal(f, contrast=contrast, usable=usable), default_binning(f.shape[1:]))
-    coarse = coarse_align(small, np.asarray(angles_deg, dtype=np.float64), usable=usable, contrast=contrast)
+    coarse, _ = _coarse(small, np.asarray(angles_deg, dtype=np.float64), usable, contrast, None, no_progress)
     pairs = max(int(usable.sum()) - 1, 1)
     return float(1.0 - (~coarse.trusted[usable]).sum() / pairs)
+
+
+def _coarse(small: np.ndarray, angles: np.ndarray, usable: np.ndarray, contrast: str, cancel: CancelToken | None,
+            progress: ProgressFn) -> tuple[CoarseAlignment, bool]:
+    """The coarse alignment, and whether it was made on frames without their scan-line streaks.
+
+    A bright-field rapid frame carries horizontal streaks (detector gain and baseline wander)
+    that are independent from frame to frame; in undenoised frames they can bury the
+    neighbours' correlation peaks. Where some neighbour pairs are too weak to trust, the
+    alignment is made again on the frames with their streaks removed
+    (:func:`~.signal.remove_streaks`), and kept when that at least halves the untrusted pairs
+    (streaks were then what hid them; a pair or two more in a series too noisy to align is
+    chance). Default-size synthetic series, distortion-corrected frames not denoised, seeds
+    0 / 1 / 2: untrusted pairs 12 / 7 / 49 -> 5 / 2 / 12. Frames whose pairs are all trusted
+    (denoised ones) are aligned exactly as before.
+    """
+    coarse = coarse_align(small, angles, usable=usable, contrast=contrast, cancel=cancel, progress=progress)
+    weak = int((~coarse.trusted[usable]).sum())
+    if contrast != "dark" or weak == 0:
+        return coarse, False
+    again = coarse_align(remove_streaks(small), angles, usable=usable, contrast=contrast, cancel=cancel)
+    if 2 * int((~again.trusted[usable]).sum()) <= weak:
+        return again, True
+    return coarse, False
 
 
 def _rotate_vectors(vectors: np.ndarray, angle_deg: float) -> np.ndarray:
@@ -304,8 +329,9 @@ def refine_alignment(
     lt = float(line_time_s) * b if timed else None
     timing = FrameTiming(ts, lt, r_b) if timed else None
 
-    coarse = coarse_align(small, nominal, usable=usable, contrast=contrast, cancel=cancel,
-                          progress=sub_progress(progress, 0.2, 0.3))
+    coarse, destreaked = _coarse(small, nominal, usable, contrast, cancel, sub_progress(progress, 0.2, 0.3))
+    if destreaked:
+        notes.append("coarse alignment on the frames with their scan-line streaks removed")
     shifts = coarse.shifts_px.copy()
     angles = nominal.copy()
     untrusted = int((~coarse.trusted[usable]).sum())
