@@ -79,7 +79,6 @@ def find_centres_yz(
         its lines (:func:`smooth_along_lines`); ``threshold`` and ``min_prominence`` then refer
         to its typical line level. The centroids always weigh the voxels of ``volume``.
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
     vol = np.asarray(volume, dtype=np.float32)[:, :, ::max(int(step), 1)]
@@ -97,6 +96,7 @@ def find_centres_yz(
     smooth = ndi.gaussian_filter(det, (smooth_px, smooth_px, 0.0)) if smooth_px > 0 else det
     mask = smooth > level
     h = max(min_prominence * typical, 1e-12)
+    peaks = section_h_maxima(np.where(mask, smooth, 0.0), mask, h)
     basins = np.zeros(vol.shape, dtype=np.int64)
     n = 0
     for ix in range(nx):  # sections are independent 2D problems
@@ -104,7 +104,7 @@ def find_centres_yz(
         if not m.any():
             continue
         sm = np.where(m, smooth[:, :, ix], 0.0).astype(np.float64)
-        markers, k = ndi.label(h_maxima(sm, h).astype(bool) & m)
+        markers, k = ndi.label(peaks[:, :, ix])
         if k == 0:
             continue
         labels = watershed(-sm, markers, mask=m)
@@ -126,6 +126,53 @@ def find_centres_yz(
                     cz[keep] * voxel_nm - z0], axis=1)
     order = np.lexsort((xyz[:, 1], xyz[:, 0]))
     return Centres(xyz[order], total[keep][order])
+
+
+def section_h_maxima(values: np.ndarray, mask: np.ndarray, h: float, *, width: int = 2048) -> np.ndarray:
+    """The h-maxima (maxima rising at least ``h`` above the pass to any higher one) of every yz
+    section (x column) of a (z, y, x) array, inside ``mask``; ``values`` must be above ``h`` on the
+    mask and zero off it.
+
+    The same as ``skimage.morphology.h_maxima`` of each section (8-connected), computed once on a
+    mosaic of the mask's connected pieces: separated by zeros the pieces do not interact, and the
+    grey reconstruction, which sorts every pixel it is given, then sorts only the pieces' boxes
+    instead of whole sections that are mostly background (default-size volume: 1 s against 24 s).
+    """
+    from skimage.morphology import h_maxima
+
+    vals = np.asarray(values, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    out = np.zeros(m.shape, dtype=bool)
+    pieces = []  # (x, label image of the section, piece number, box)
+    for ix in range(m.shape[2]):
+        if not m[:, :, ix].any():
+            continue
+        lab, _ = ndi.label(m[:, :, ix], structure=np.ones((3, 3), dtype=bool))
+        pieces += [(ix, lab, k + 1, box) for k, box in enumerate(ndi.find_objects(lab)) if box is not None]
+    if not pieces:
+        return out
+    width = max(width, max(b[1].stop - b[1].start for *_, b in pieces) + 2)
+    places = []  # shelf packing: boxes left to right, a new shelf when the row is full
+    row = col = shelf = 0
+    for _, _, _, box in pieces:
+        bh, bw = box[0].stop - box[0].start + 2, box[1].stop - box[1].start + 2  # a zero rim
+        if col + bw > width:
+            row, col, shelf = row + shelf, 0, 0
+        places.append((row + 1, col + 1))
+        col += bw
+        shelf = max(shelf, bh)
+    mosaic = np.zeros((row + shelf, width), dtype=np.float64)
+    own = []
+    for (ix, lab, k, box), (r, c) in zip(pieces, places, strict=True):
+        piece = lab[box] == k
+        own.append(piece)
+        target = mosaic[r : r + piece.shape[0], c : c + piece.shape[1]]
+        target[piece] = vals[box[0], box[1], ix][piece]
+    found = h_maxima(mosaic, h).astype(bool)
+    for (ix, _, _, box), (r, c), piece in zip(pieces, places, own, strict=True):
+        hit = found[r : r + piece.shape[0], c : c + piece.shape[1]] & piece
+        out[box[0], box[1], ix] |= hit
+    return out
 
 
 def smooth_along_lines(

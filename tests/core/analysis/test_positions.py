@@ -7,7 +7,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from rstem_core.analysis import find_centres_yz, line_crossings_yz, pair_centres
-from rstem_core.analysis.positions import compare_centres, smooth_along_lines
+from rstem_core.analysis.positions import compare_centres, section_h_maxima, smooth_along_lines
 
 
 def _tube_volume(nz: int, ny: int, nx: int, y_px: float, z_px: float, sigma: float = 1.5) -> np.ndarray:
@@ -156,3 +156,23 @@ def test_spots_found_in_a_smoothed_copy_keep_the_centroids_of_the_volume() -> No
     np.testing.assert_allclose(c.xyz_nm[:, 2], -5.6, atol=0.3)
     with pytest.raises(ValueError, match="shape"):
         find_centres_yz(vol, voxel_nm=4.0, detect=detect[:, :-1])
+
+
+def test_section_h_maxima_equal_those_of_each_section_alone() -> None:
+    from skimage.morphology import h_maxima
+
+    rng = np.random.default_rng(3)
+    # many spots of mixed heights, some touching or overlapping, a few pieces along the section
+    # edges and a plateau: each yz section compared with skimage's h-maxima of that section alone
+    values = ndi.gaussian_filter(rng.random((30, 70, 12)) ** 6, (1.2, 1.2, 0))
+    values[10:14, 30:34, 5] = values.max()  # a plateau
+    level = np.percentile(values, 70)
+    mask = values > level
+    h = 0.05 * float(values.max())
+    masked = np.where(mask, values, 0.0)
+    found = section_h_maxima(masked, mask, h, width=40)  # a narrow mosaic: several shelves
+    for ix in range(values.shape[2]):
+        alone = h_maxima(masked[:, :, ix], h).astype(bool) & mask[:, :, ix]
+        np.testing.assert_array_equal(found[:, :, ix], alone)
+    assert found.sum() > 3 * values.shape[2]  # several maxima per section, not a trivial case
+    assert not section_h_maxima(np.zeros((4, 5, 3)), np.zeros((4, 5, 3), bool), h).any()
