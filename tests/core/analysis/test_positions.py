@@ -166,9 +166,9 @@ def test_section_h_maxima_equal_those_of_each_section_alone() -> None:
     # edges and a plateau: each yz section compared with skimage's h-maxima of that section alone
     values = ndi.gaussian_filter(rng.random((30, 70, 12)) ** 6, (1.2, 1.2, 0))
     values[10:14, 30:34, 5] = values.max()  # a plateau
-    level = np.percentile(values, 70)
-    mask = values > level
     h = 0.05 * float(values.max())
+    level = max(float(np.percentile(values, 70)), 1.01 * h)  # above h on the mask, as the finder has it
+    mask = values > level
     masked = np.where(mask, values, 0.0)
     found = section_h_maxima(masked, mask, h, width=40)  # a narrow mosaic: several shelves
     for ix in range(values.shape[2]):
@@ -176,3 +176,9 @@ def test_section_h_maxima_equal_those_of_each_section_alone() -> None:
         np.testing.assert_array_equal(found[:, :, ix], alone)
     assert found.sum() > 3 * values.shape[2]  # several maxima per section, not a trivial case
     assert not section_h_maxima(np.zeros((4, 5, 3)), np.zeros((4, 5, 3), bool), h).any()
+    # a piece lower than h beside a high one still has its own maximum: pieces stand alone
+    pair = np.zeros((9, 20, 1))
+    pair[2:5, 2:5, 0] = [[1, 1, 1], [1, 2, 1], [1, 1, 1]]
+    pair[2:5, 12:15, 0] = 10.0 * pair[2:5, 2:5, 0]
+    peaks = section_h_maxima(pair, pair > 0, 5.0)
+    assert peaks[3, 3, 0] and peaks[3, 13, 0] and peaks.sum() == 2
