@@ -81,6 +81,13 @@ def shift_columns(frames: np.ndarray, dx_px: np.ndarray) -> tuple[np.ndarray, np
     return moved, valid
 
 
+def rays_with_data(valid: np.ndarray, usable: np.ndarray, rows: int) -> np.ndarray:
+    """The rays that carry data, (n, rows, cols) float32: 1 in the columns :func:`shift_columns`
+    kept (``valid``, (n, cols)) of the usable frames (``usable``, (n,)), 0 elsewhere."""
+    keep = np.asarray(valid, dtype=bool) & np.asarray(usable, dtype=bool)[:, None]
+    return np.repeat(keep[:, None, :], rows, axis=1).astype(np.float32)
+
+
 def tall_projector(row_angles_deg: np.ndarray, cols: int, nz: int, pad: int, *,
                    dy_px: np.ndarray | None = None, device: str = "cpu") -> Projector:
     """The projector of a tall grid: the frames' rays (row angles (n, rows)) through a volume of

@@ -24,6 +24,7 @@ from ._tall import (
     frame_row_angles,
     masked_sirt,
     project_tall,
+    rays_with_data,
     shift_columns,
     tall_pad_rows,
 )
@@ -108,7 +109,7 @@ def fold_models(
     pad = tall_pad_rows(rows, nz, float(np.max(np.abs(angles_deg))) + 2.0)
     ra = frame_row_angles(angles_deg, rows, timestamps_s=timestamps_s, line_time_s=line_time_s)
     moved, valid = shift_columns(s, shifts_px[:, 1])
-    mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
+    mask = rays_with_data(valid, usable, moved.shape[1])
     idx = np.flatnonzero(usable)
     groups = [idx[g :: max(1, folds)] for g in range(max(1, folds))] if folds > 1 else [idx]
     models = np.zeros((n, rows, cols), dtype=np.float32)

@@ -35,6 +35,7 @@ from ._tall import (
     frame_row_angles,
     masked_sirt,
     project_tall,
+    rays_with_data,
     shift_columns,
     tall_pad_rows,
     tall_projector,
@@ -191,7 +192,7 @@ def _slab_thickness_px(signal: np.ndarray, angles: np.ndarray, shifts: np.ndarra
     pad = tall_pad_rows(rows, nz // 3, float(np.max(np.abs(angles))) + 2)
     ra = frame_row_angles(angles, rows)
     moved, valid = shift_columns(small, shifts[:, 1] / b)
-    mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
+    mask = rays_with_data(valid, usable, moved.shape[1])
     vol = masked_sirt(ra, moved, mask, nz, pad, dy_px=shifts[:, 0] / b, iterations=10, device=device, cancel=cancel)
     vol = vol[:, pad : pad + rows]
     fine = vol - ndi.uniform_filter(vol, size=(1, 3, 3))
@@ -457,7 +458,7 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
         ra = frame_row_angles(angles, rows, timestamps_s=None if timing is None else timing.timestamps_s,
                               line_time_s=None if timing is None else timing.line_time_s)
         moved, valid = shift_columns(small, shifts[:, 1])
-        mask = np.broadcast_to(valid[:, None, :] & usable[:, None, None], moved.shape).astype(np.float32)
+        mask = rays_with_data(valid, usable, moved.shape[1])
         projector = tall_projector(ra, cols, nz, pad, dy_px=shifts[:, 0], device=device)
         vol = masked_sirt(ra, moved, mask, nz, pad, iterations=20 if vol is None else 8, start=vol, cancel=cancel,
                           projector=projector)

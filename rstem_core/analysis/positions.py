@@ -96,14 +96,15 @@ def find_centres_yz(
     smooth = ndi.gaussian_filter(det, (smooth_px, smooth_px, 0.0)) if smooth_px > 0 else det
     mask = smooth > level
     h = max(min_prominence * typical, 1e-12)
-    peaks = section_h_maxima(np.where(mask, smooth, 0.0), mask, h)
+    masked = np.where(mask, smooth, 0.0)
+    peaks = section_h_maxima(masked, mask, h)
     basins = np.zeros(vol.shape, dtype=np.int64)
     n = 0
     for ix in range(nx):  # sections are independent 2D problems
         m = mask[:, :, ix]
         if not m.any():
             continue
-        sm = np.where(m, smooth[:, :, ix], 0.0).astype(np.float64)
+        sm = masked[:, :, ix].astype(np.float64)
         markers, k = ndi.label(peaks[:, :, ix])
         if k == 0:
             continue
