@@ -7,7 +7,8 @@ rapid series (the raw one; with ``--pipeline`` the distortion-corrected frames d
 trained model when a reused project has one), and prints one JSON line: ``angle_rms_deg`` and
 ``shift_rms_px`` (as ``rstem evaluate --reference truth`` reports them), the angles' common
 offset from the truth and their RMS error without it (the offset is the gauge no image can tell,
-fixed from the nominal start and end angles), the nominal angles' RMS error, the method used, the
+fixed from the nominal start and end angles), the RMS of the refinement's own standard deviation
+of each angle (``angle_sd_rms_deg``, null when no features were followed), the nominal angles' RMS error, the method used, the
 refinement's wall time and the project-building time.
 
     python benchmarks/refine.py            # 512 px, 71 frames, seed 0
@@ -29,6 +30,7 @@ from rstem_core import pipeline
 from rstem_core.analysis.refine_scores import (
     angle_errors_deg,
     angle_rms_deg,
+    angle_sd_rms_deg,
     nominal_angle_rms_deg,
     shift_rms_px,
 )
@@ -78,6 +80,7 @@ def main() -> None:
                 "angle_rms_deg": round(angle_rms_deg(proj), 4),
                 "angle_offset_deg": round(offset, 4),
                 "angle_rms_offset_removed_deg": round(relative, 4),
+                "angle_sd_rms_deg": round(angle_sd_rms_deg(proj), 4) if f"{OUTPUT}/angle_sd_deg" in proj else None,
                 "nominal_angle_rms_deg": round(nominal_angle_rms_deg(proj), 4),
                 "shift_rms_px": round(shift_rms_px(proj), 4),
                 "seconds": round(t_refine, 2),

@@ -25,6 +25,9 @@ Output
         legend is in ``attrs['flag_bits']``.
     ``nominal_angles_deg`` (n,), ``coarse_shifts_px`` (n, 2)
         The starting angles and the coarse alignment, for comparison.
+    ``angle_sd_deg`` (n,), when features were followed
+        Standard deviation of each refined angle (degrees) that the frames' measurement noise
+        leaves, relative to the end frames' readings (NaN for excluded frames).
     ``tracks_px`` (n, m, 2), when features were followed
         Each kept feature's measured (row, col) in every frame of ``/processed/aligned`` (NaN
         where it was not used).
@@ -317,6 +320,8 @@ def run_refinement(
         w.write_array(f"{OUTPUT}/flags", result.flags.astype(np.uint8))
         w.write_array(f"{OUTPUT}/nominal_angles_deg", series.angles_deg, attrs={"unit": "deg"})
         w.write_array(f"{OUTPUT}/coarse_shifts_px", result.coarse_shifts_px, attrs={"unit": "px"})
+        if result.angle_sd_deg is not None:
+            w.write_array(f"{OUTPUT}/angle_sd_deg", result.angle_sd_deg, attrs={"unit": "deg"})
         if result.tracks_px is not None:
             w.write_array(f"{OUTPUT}/tracks_px", result.tracks_px.astype(np.float32),
                           attrs={"unit": "px", "columns": "row, col in the aligned frames; NaN: not used"})

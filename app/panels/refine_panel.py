@@ -69,6 +69,11 @@ class RefinePanel(StepPanel):
             self.angles.plot(frames, project.read_array("truth/rapid_angles_deg"), pen=pen(2, 1),
                              name="true (synthetic)")
         self.delta.plot(frames, refined - nominal, pen=pen(1), symbol="o", symbolSize=4, name="refined − nominal")
+        if f"{KEY}/angle_sd_deg" in project:  # ± one standard deviation of each refined angle
+            sd = project.read_array(f"{KEY}/angle_sd_deg")
+            ok = np.isfinite(sd)
+            self.delta.addItem(pg.ErrorBarItem(x=frames[ok], y=(refined - nominal)[ok], height=2 * sd[ok], beam=0.3,
+                                               pen=pen(1)))
         if "truth/rapid_angles_deg" in project:
             self.delta.plot(frames, project.read_array("truth/rapid_angles_deg") - nominal, pen=pen(2, 1),
                             name="true − nominal (synthetic)")

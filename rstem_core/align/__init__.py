@@ -15,6 +15,8 @@ detect_features, local_orientation, measure_features -> Tracks
     3D feature points and their positions in every frame.
 bundle_adjust -> BundleResult, FrameTiming, predict_positions
     Least-squares refinement of angles, shifts and feature positions.
+angle_sd
+    The standard deviation of every refined angle, from the solution's curvature.
 projection_matching -> MatchResult
     The fallback for series with few trackable features.
 apply_alignment, tlt_text
@@ -33,9 +35,11 @@ from .features import Tracks, detect_features, local_orientation, measure_featur
 from .projmatch import MatchResult, projection_matching
 from .refine import METHODS, AlignmentResult, neighbour_agreement, refine_alignment
 from .signal import alignment_signal, blank_frames, detect_contrast
+from .uncertainty import angle_sd
 
 __all__ = [
     "METHODS",
+    "angle_sd",
     "AlignmentResult",
     "neighbour_agreement",
     "BundleResult",

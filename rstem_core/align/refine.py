@@ -105,6 +105,10 @@ class AlignmentResult:
         The kept features as measured in every frame, (row, col) in the aligned frames' pixels
         (tilt axis along x, the frame's shift removed); NaN where a feature was not used in a
         frame. None when no features were followed.
+    angle_sd_deg : ndarray, shape (n,), optional
+        Standard deviation of each refined angle, degrees, from the feature solution
+        (:func:`~.bundle.angle_sd`): the spread the frames' measurement noise leaves, relative to
+        the end frames' readings. None for the other methods.
     """
 
     angles_deg: np.ndarray
@@ -118,6 +122,7 @@ class AlignmentResult:
     n_features: int = 0
     notes: list[str] = field(default_factory=list)
     tracks_px: np.ndarray | None = None
+    angle_sd_deg: np.ndarray | None = None
 
 
 def default_binning(shape: tuple[int, int], work_px: int = 256) -> int:
@@ -353,6 +358,7 @@ def refine_alignment(
 
     used_method = "coarse" if method == "coarse" else None
     tracks_binned = None
+    angle_sd = None
     residuals = np.full(n, np.nan)
     weak = np.zeros(n, dtype=bool)
     n_kept = 0
@@ -375,6 +381,7 @@ def refine_alignment(
             residuals = outcome["residuals"] * b
             weak = outcome["weak"]
             tracks_binned = outcome["tracks"]
+            angle_sd = outcome["angle_sd"]
             used_method = "features"
             notes.append(f"feature refinement: {n_kept} features kept")
             if polish_rounds > 0:
@@ -418,6 +425,7 @@ def refine_alignment(
                      "coarse shifts are kept")
         angles, shifts = nominal.copy(), coarse.shifts_px.copy()
         residuals = np.full(n, np.nan)
+        angle_sd = None
         weak = usable.copy()
         used_method = "coarse"
     progress(0.97, "collecting results")
@@ -434,8 +442,11 @@ def refine_alignment(
     if used_method == "features" and tracks_binned is not None:
         # binned (row, col) of the turned frames -> full pixels of the aligned frames
         tracks = (tracks_binned - shifts[:, None, :]) * b + (b - 1) / 2
+    if angle_sd is not None and np.isfinite(angle_sd[usable]).any():
+        notes.append(f"angles known to {np.nanmedian(angle_sd[usable]):.2f} deg (median standard deviation; "
+                     f"largest {np.nanmax(angle_sd[usable]):.2f} deg) relative to the end frames' readings")
     return AlignmentResult(angles, full_shifts, float(axis), residuals, flags, used_method, contrast,
-                           coarse_full, n_kept, notes, tracks)
+                           coarse_full, n_kept, notes, tracks, angle_sd)
 
 
 def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth, fit_axis,
@@ -482,7 +493,7 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
             tracks, angles, shifts, points, (rows, cols), nominal_angles_deg=nominal, usable=usable,
             timing=timing, smooth_deg_s2=smooth, fit_tilt_axis=fit_axis, tilt_axis_deg=axis,
             point_sigma_px=3.0, smooth_shifts_px_s2=shift_smooth, anchor_frames=_ANCHOR_FRAMES,
-            nominal_sigma_deg=nominal_sd,
+            nominal_sigma_deg=nominal_sd, uncertainty=k == max(1, rounds) - 1,
         )
         angles, shifts, axis = result.angles_deg.copy(), result.shifts_px.copy(), result.tilt_axis_deg
         kept = int(result.kept_features.sum())
@@ -501,8 +512,9 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
     if result is not None and kept > 0:
         keep = result.kept_features
         followed = np.where(result.used[:, keep, None], tracks.positions_px[:, keep], np.nan)
+    sd = result.angle_sd_deg if result is not None else np.full(n, np.nan)
     return {"angles": angles, "shifts": shifts, "axis": axis, "kept": kept, "residuals": residuals, "weak": weak,
-            "tracks": followed}
+            "tracks": followed, "angle_sd": sd}
 
 
 def _only(tracks: Tracks, keep: np.ndarray) -> Tracks:

@@ -235,6 +235,8 @@ def truth_step_scores(project: Project, params: EvaluationParams, *, progress: P
         out["angle_rms_deg"] = refine_scores.angle_rms_deg(project)
         out["shift_rms_px"] = refine_scores.shift_rms_px(project)
         out["nominal_angle_rms_deg"] = refine_scores.nominal_angle_rms_deg(project)
+        if "processed/alignment/angle_sd_deg" in project:
+            out["angle_sd_rms_deg"] = refine_scores.angle_sd_rms_deg(project)
     if params.denoise_scores and "truth/training" in project:
         try:
             from .denoise_scores import denoise_scores

@@ -77,6 +77,15 @@ def angle_errors_deg(project: Project) -> tuple[float, float]:
     return offset, float(np.sqrt(np.mean((e - offset) ** 2)))
 
 
+def angle_sd_rms_deg(project: Project) -> float:
+    """RMS over the scored frames of the refinement's own standard deviation of each angle,
+    degrees: what the refinement expects ``angle_rms_deg`` to be, the gauge error aside."""
+    _require(project, f"{ALIGNMENT}/angle_sd_deg")
+    sd = project.read_array(f"{ALIGNMENT}/angle_sd_deg")
+    keep = _scored(project, sd.size) & np.isfinite(sd)
+    return float(np.sqrt(np.mean(sd[keep] ** 2))) if keep.any() else float("nan")
+
+
 def nominal_angle_rms_deg(project: Project) -> float:
     """RMS difference of the nominal (reported) and the true frame angles, degrees."""
     _require(project, "raw/rapid/angles_deg", "truth/rapid_angles_deg")

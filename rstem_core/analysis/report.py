@@ -56,6 +56,10 @@ def plot_angles(project: Project, folder: Path) -> str | None:
     for (name, angles), style in zip(curves.items(), ("C0o-", "C3-"), strict=False):
         ax.plot(frames, angles, style, ms=3, lw=1, label=name)
         dev.plot(frames, angles - nominal, style, ms=3, lw=1, label=f"{name} - nominal")
+    if "refined" in curves and "processed/alignment/angle_sd_deg" in project:
+        sd = project.read_array("processed/alignment/angle_sd_deg")
+        d = curves["refined"] - nominal
+        dev.fill_between(frames, d - sd, d + sd, color="C0", alpha=0.2, lw=0, label="refined ± 1 sd")
     ax.set(xlabel="frame", ylabel="tilt angle (deg)", title="Tilt angles")
     dev.set(xlabel="frame", ylabel="difference (deg)", title="Departure from the nominal angles")
     ax.legend(fontsize=8)

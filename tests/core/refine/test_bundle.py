@@ -212,3 +212,36 @@ def test_a_goniometer_lagging_through_the_run_is_not_pulled_back_to_its_readings
         rms.append(float(np.sqrt(np.mean(error**2))))
     assert np.mean(offsets) < 0.15
     assert np.mean(rms) < 0.22  # 0.27 with the pull on the plain readings; the lag itself is 0.42
+
+
+def _angle_spread(noise_px: float, claimed_px: float, draws: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical spread of the refined angles over noise draws, and the mean reported sd (per frame)."""
+    rng = np.random.default_rng(11)
+    nominal, true, shifts = _geometry(rng)
+    pts = _points(rng, 40)
+    seen = _seen(pts, true, shifts)
+    errors, sds = [], []
+    for _ in range(draws):
+        tracks = Tracks(seen + rng.normal(0, noise_px, seen.shape),
+                        np.tile(np.eye(2) / claimed_px**2, (*seen.shape[:2], 1, 1)), np.ones(seen.shape[:2]),
+                        np.ones(seen.shape[:2], dtype=bool))
+        res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 3, pts.shape), (ROWS, COLS),
+                            nominal_angles_deg=nominal, point_sigma_px=100.0)
+        errors.append(res.angles_deg - true)
+        sds.append(res.angle_sd_deg)
+    return np.std(errors, axis=0), np.mean(sds, axis=0)
+
+
+def test_reported_angle_sd_matches_the_spread_of_the_solution() -> None:
+    spread, sd = _angle_spread(0.3, 0.3)
+    ratio = spread / sd
+    assert 0.8 < np.median(ratio) < 1.25, ratio
+    assert ratio.min() > 0.6 and ratio.max() < 1.6, ratio
+    # a thin slab tells the angles near zero tilt worst (only through its depth spread)
+    middle, ends = sd[12:19].mean(), np.r_[sd[:3], sd[-3:]].mean()
+    assert middle > 2.5 * ends
+
+
+def test_reported_angle_sd_widens_when_measurements_are_worse_than_claimed() -> None:
+    spread, sd = _angle_spread(0.6, 0.3)  # the tracks claim 0.3 px but scatter by 0.6 px
+    assert 0.8 < np.median(spread / sd) < 1.25

@@ -169,6 +169,7 @@ def test_cli_refine_reports_source_method_and_flags(quick_demo: Path, tmp_path: 
     report = json.loads(capsys.readouterr().out)
     assert report["source"] == "/raw/rapid" and report["method"] == "coarse"
     assert report["frames"] == 31 and report["angle_range_deg"][0] == pytest.approx(-70, abs=0.01)
+    assert report["angle_sd_median_deg"] is None  # only a feature solution tells how well it holds
     assert main(["refine", str(path), "--method", "coarse", "--no-find-axis"]) == 0
     text = capsys.readouterr().out
     assert "source: /raw/rapid" in text and "method: coarse" in text and "angles:" in text
@@ -219,3 +220,24 @@ def test_frames_that_do_not_agree_with_their_neighbours_keep_the_nominal_angles(
     assert result.method == "coarse"
     np.testing.assert_allclose(result.angles_deg, raw.angles_deg)
     assert any("do not correlate with their neighbours" in n for n in result.notes)
+
+
+def test_feature_refinement_stores_each_angles_standard_deviation(quick_demo: Path, tmp_path: Path) -> None:
+    from rstem_core.analysis.refine_scores import angle_sd_rms_deg
+
+    path = tmp_path / "p.h5"
+    shutil.copy(quick_demo, path)
+    with Project.open(path) as proj:
+        raw = proj.read_series("raw/rapid")
+        clean = proj.read_array("truth/rapid_clean_undistorted")
+    _with_series(path, "processed/denoised", dataclasses.replace(raw, frames=clean))
+    with Project.open(path, "a") as proj:
+        result = run_refinement(proj, RefineParams(rounds=2, polish_rounds=0, max_features=150, find_tilt_axis=False))
+        assert result.method == "features"
+        sd = proj.read_array(f"{OUTPUT}/angle_sd_deg")
+        assert proj.h5[f"{OUTPUT}/angle_sd_deg"].attrs["unit"] == "deg"
+        assert sd.shape == (31,) and np.all(np.isfinite(sd)) and np.all(sd > 0)
+        # noise-free frames: the angles are known to a few hundredths to tenths of a degree
+        assert 0.01 < np.median(sd) < 0.5
+        assert angle_sd_rms_deg(proj) == pytest.approx(float(np.sqrt(np.mean(sd**2))))
+        assert any("angles known to" in note for note in json.loads(proj.h5[OUTPUT].attrs["notes"]))
