@@ -35,14 +35,17 @@ class RefinePanel(StepPanel):
         self.delta = make_plot("Refined − nominal angle", "frame", "Δ angle", y_units="°")
         self.shifts = make_plot("Frame shifts", "frame", "shift", y_units="px")
         self.residuals = make_plot("Residual per frame", "frame", "RMS residual", y_units="px")
-        self.aligned = ImagePanel("Aligned series (slider: tilt angle in °)")
+        # no intensity histogram here: beside four plots it took most of the column, leaving the
+        # frames a sliver
+        self.aligned = ImagePanel("Aligned series (slider: tilt angle in °)", histogram=False)
         grid.addWidget(self.summary, 0, 0, 1, 3)
         grid.addWidget(self.angles, 1, 0)
         grid.addWidget(self.delta, 1, 1)
         grid.addWidget(self.aligned, 1, 2, 2, 1)
         grid.addWidget(self.shifts, 2, 0)
         grid.addWidget(self.residuals, 2, 1)
-        grid.setColumnStretch(2, 1)
+        for column, stretch in enumerate((1, 1, 1)):
+            grid.setColumnStretch(column, stretch)
         self._tracks: np.ndarray | None = None
         self._track_marks: pg.ScatterPlotItem | None = None
         self._track_px = 1.0
@@ -86,7 +89,7 @@ class RefinePanel(StepPanel):
             self.residuals.plot(frames[measured], res[measured], pen=pen(3), symbol="o", symbolSize=4,
                                 name="residual")
         else:
-            self.residuals.setTitle("Residual per frame (none: no features were followed)")
+            self.residuals.setTitle("No residuals: no features followed")
         self._tracks = None
         if "processed/aligned" in project:
             s = project.read_series("processed/aligned")

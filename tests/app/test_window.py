@@ -91,8 +91,8 @@ def test_cancel_leaves_the_project_unchanged(window, qtbot) -> None:  # noqa: AN
     before = (project.generation(), project.datasets(), len(project.log_entries()))
     panel = window.panels["reconstruct"]
     window.show_page("reconstruct")
-    panel.forms["reconstruct"].editor("iterations").setValue(400)
-    panel.forms["reconstruct"].editor("binning").setValue(2)
+    # long enough that the cancel always lands inside the run (64 px, 7 frames: a few ms per iteration)
+    panel.forms["reconstruct"].editor("iterations").setValue(20000)
     window._flush_params()
     before = (project.generation(), project.datasets(), len(project.log_entries()))
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
