@@ -29,7 +29,7 @@ from rstem_core.analysis.evaluate import EvaluationParams, run_evaluation
 from rstem_core.project import Project
 from rstem_core.simulate import SimulationConfig, write_demo_project
 
-KEYS = ("distortion_rms_px", "curation_accept_matched", "curation_reject_mismatched", "angle_rms_deg",
+KEYS = ("distortion_rms_px", "curation_accept_matched", "curation_reject_mismatched", "angle_rms_deg", "angle_sd_rms_deg",
         "nominal_angle_rms_deg", "shift_rms_px", "position_error_nm", "completeness", "precision", "pairs",
         "reference_centres", "found_centres", "offset_nm")
 

@@ -22,10 +22,12 @@ of their nominal angles (a goniometer that runs unevenly still starts and ends w
 (2) zero shift for the reference frame (nearest zero tilt), (3) the features' mean depth at zero
 (the caller re-centres the slab afterwards).
 
-Uncertainty: the standard deviation of every refined angle follows from the solution's Gauss-Newton
-curvature (measurements, priors and gauge together), the feature positions and shifts marginalised
-out, scaled by the fit's residual per degree of freedom. It is relative to the angle gauge: the
-end frames' readings are taken as exact, so an error they share with every frame is not in it.
+Uncertainty (:mod:`.uncertainty`): the standard deviation of every refined angle follows from the
+solution's Gauss-Newton curvature (measurements, the goniometer and reading priors, the gauge; not
+the pull of the features towards their starting positions), the feature positions and shifts
+marginalised out, scaled by the fit's residual per degree of freedom. It is relative to the angle
+gauge: the end frames' readings are taken as exact, so an error they share with every frame is
+not in it.
 """
 
 from __future__ import annotations

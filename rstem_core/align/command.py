@@ -127,8 +127,6 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
     print(f"shifts: at most {report['shift_max_px']:.2f} px; tilt axis {result.tilt_axis_deg:.2f} deg from x")
     if report["residual_median_px"] is not None:
         print(f"residuals: median {report['residual_median_px']:.2f} px per frame")
-    if report["angle_sd_median_deg"] is not None:
-        print(f"angle uncertainty: median {report['angle_sd_median_deg']:.2f} deg (one standard deviation per frame)")
     if flags:
         for name, idx in flags.items():
             print(f"flagged {name}: frames {', '.join(str(i) for i in idx)}")

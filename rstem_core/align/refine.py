@@ -107,7 +107,7 @@ class AlignmentResult:
         frame. None when no features were followed.
     angle_sd_deg : ndarray, shape (n,), optional
         Standard deviation of each refined angle, degrees, from the feature solution
-        (:func:`~.bundle.angle_sd`): the spread the frames' measurement noise leaves, relative to
+        (:func:`~.uncertainty.angle_sd`): the spread the frames' measurement noise leaves, relative to
         the end frames' readings. None for the other methods.
     """
 
