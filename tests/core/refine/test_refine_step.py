@@ -241,3 +241,17 @@ def test_feature_refinement_stores_each_angles_standard_deviation(quick_demo: Pa
         assert 0.01 < np.median(sd) < 0.5
         assert angle_sd_rms_deg(proj) == pytest.approx(float(np.sqrt(np.mean(sd**2))))
         assert any("angles known to" in note for note in json.loads(proj.h5[OUTPUT].attrs["notes"]))
+
+
+def test_a_blank_frame_has_no_angle_sd_and_the_others_a_truthful_one() -> None:
+    frames, angles, _ = phantom_series(n=21, size=64, nz=16, blobs=40)
+    frames = frames.copy()
+    frames[7] = 0.0
+    result = refine_alignment(frames, angles, method="features", contrast="bright", estimate_axis=False, rounds=2,
+                              polish_rounds=0)
+    sd = result.angle_sd_deg
+    assert np.isnan(sd[7]) and np.all(np.isfinite(np.delete(sd, 7))) and np.all(np.delete(sd, 7) > 0)
+    keep = np.arange(21) != 7
+    error = float(np.sqrt(np.mean((result.angles_deg[keep] - angles[keep]) ** 2)))
+    expected = float(np.sqrt(np.mean(sd[keep] ** 2)))
+    assert expected / 3 < error < 3 * expected, (error, expected)
