@@ -32,6 +32,7 @@ not in it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,6 +144,12 @@ class _Problem:
             self.smooth = (order, t, ramp_tolerance(t, float(smooth_deg_s2), 0.2 if timing is not None else 2.0))
         self.n_params = 3 * n + 3 * m + (1 if fit_axis else 0)
         self._prior_jac: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def with_point_sigma(self, point_sigma_px: float) -> _Problem:
+        """The same problem with another pull of the features towards their starting positions."""
+        other = copy.copy(self)
+        other.point_sigma, other._prior_jac = float(point_sigma_px), None
+        return other
 
     def _times(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.flatnonzero(self.usable)

@@ -11,7 +11,6 @@ dislocation core) is not in it.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,16 +36,14 @@ def angle_sd(problem: _Problem, q: np.ndarray, kept: np.ndarray) -> np.ndarray:
     # the pull towards the starting positions is left out: those positions come from a volume
     # reconstructed with the current angles, so they carry no information of their own about
     # the angles (a feature's position along its line stays settled by a far weaker pull)
-    free = copy.copy(problem)
-    free.point_sigma, free._prior_jac = _FREE_POINT_SIGMA_PX, None
-    jac = free.jacobian(q)
+    jac = problem.with_point_sigma(_FREE_POINT_SIGMA_PX).jacobian(q)
     h = (jac.T @ jac).tocsc()
     geo = np.r_[np.arange(3 * n), [problem.n_params - 1] if problem.fit_axis else []].astype(int)
     pts = np.arange(3 * n, 3 * n + 3 * m)
-    h_pp = h[pts][:, pts].tocsc()
-    h_gp = h[geo][:, pts]
-    x = spla.splu(h_pp).solve(np.ascontiguousarray(h_gp.T.toarray()))
-    schur = h[geo][:, geo].toarray() - h_gp @ x
+    h_g = h[geo]
+    h_gp = h_g[:, pts]
+    x = spla.splu(h[pts][:, pts].tocsc()).solve(np.ascontiguousarray(h_gp.T.toarray()))
+    schur = h_g[:, geo].toarray() - h_gp @ x
     # frames left out have no residual at all: keep them out of the inverse
     live = np.diag(schur) > 1e-12 * max(float(np.max(np.diag(schur))), 1e-300)
     cov = np.linalg.pinv(schur[np.ix_(live, live)], hermitian=True)
