@@ -8,12 +8,14 @@ trained model when a reused project has one), and prints one JSON line: ``angle_
 ``shift_rms_px`` (as ``rstem evaluate --reference truth`` reports them), the angles' common
 offset from the truth and their RMS error without it (the offset is the gauge no image can tell,
 fixed from the nominal start and end angles), the RMS of the refinement's own standard deviation
-of each angle (``angle_sd_rms_deg``, null when no features were followed), the nominal angles' RMS error, the method used, the
-refinement's wall time and the project-building time.
+of each angle (``angle_sd_rms_deg``, null when no features were followed), the angles' RMS error
+after each feature round (``round_angle_rms_deg``: how the rounds converge, or wander), the nominal
+angles' RMS error, the method used, the refinement's wall time and the project-building time.
 
     python benchmarks/refine.py            # 512 px, 71 frames, seed 0
     python benchmarks/refine.py --quick --seed 1
     python benchmarks/refine.py --pipeline  # calibrate and denoise first, as the pipeline does
+    python benchmarks/refine.py --pipeline --rounds 16  # more feature rounds than the default 8
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from rstem_core import pipeline
 from rstem_core.analysis.refine_scores import (
@@ -49,6 +53,7 @@ def main() -> None:
                         help="calibrate and denoise (shipped starter model) before refining")
     parser.add_argument("--project", type=Path, default=None,
                         help="reuse this demo project (written there when missing)")
+    parser.add_argument("--rounds", type=int, default=RefineParams.rounds, help="feature rounds")
     args = parser.parse_args()
     size = args.size or (128 if args.quick else 512)
     frames = args.frames or (31 if args.quick else 71)
@@ -67,9 +72,12 @@ def main() -> None:
                 pipeline.run_pipeline(proj, start="denoise", until="denoise")
                 t_prepare = time.perf_counter() - t
             t = time.perf_counter()
-            result = run_refinement(proj, RefineParams())
+            result = run_refinement(proj, RefineParams(rounds=args.rounds))
             t_refine = time.perf_counter() - t
             offset, relative = angle_errors_deg(proj)
+            truth = proj.read_array("truth/rapid_angles_deg")
+            rounds = [] if result.round_angles_deg is None else [
+                round(float(np.sqrt(np.mean((a - truth) ** 2))), 4) for a in result.round_angles_deg]
             report = {
                 "benchmark": "refine",
                 "size": size,
@@ -81,6 +89,7 @@ def main() -> None:
                 "angle_offset_deg": round(offset, 4),
                 "angle_rms_offset_removed_deg": round(relative, 4),
                 "angle_sd_rms_deg": round(angle_sd_rms_deg(proj), 4) if f"{OUTPUT}/angle_sd_deg" in proj else None,
+                "round_angle_rms_deg": rounds,
                 "nominal_angle_rms_deg": round(nominal_angle_rms_deg(proj), 4),
                 "shift_rms_px": round(shift_rms_px(proj), 4),
                 "seconds": round(t_refine, 2),

@@ -28,6 +28,9 @@ Output
     ``angle_sd_deg`` (n,), when features were followed
         Standard deviation of each refined angle (degrees) that the frames' measurement noise
         leaves, relative to the end frames' readings (NaN for excluded frames).
+    ``round_angles_deg`` (rounds, n), when features were followed
+        The angles after each round of the feature refinement (the last row is ``angles_deg``):
+        the change over the last round shows how far the rounds have settled.
     ``tracks_px`` (n, m, 2), when features were followed
         Each kept feature's measured (row, col) in every frame of ``/processed/aligned`` (NaN
         where it was not used).
@@ -124,7 +127,9 @@ class RefineParams:
     rounds : int
         Reconstruct / measure / solve rounds of the feature refinement; each round finds the
         features again in a sharper reconstruction (default size synthetic series, seed 0: angle
-        error 0.19 deg after 3 rounds, 0.11-0.14 deg after 8).
+        error 0.19 deg after 3 rounds, 0.11-0.14 deg after 8). On noisy series the rounds do not
+        settle on one answer: over 16 rounds, seeds 0 / 1 / 2 averaged 0.115 / 0.209 / 0.258 deg
+        over rounds 7-12 and moved 0.05-0.2 deg RMS from one round to the next.
     polish_rounds : int
         After the feature refinement, rounds of projection matching of the shifts alone: each
         frame is matched as a whole with the re-projection of a volume made from the others. In
@@ -322,6 +327,8 @@ def run_refinement(
         w.write_array(f"{OUTPUT}/coarse_shifts_px", result.coarse_shifts_px, attrs={"unit": "px"})
         if result.angle_sd_deg is not None:
             w.write_array(f"{OUTPUT}/angle_sd_deg", result.angle_sd_deg, attrs={"unit": "deg"})
+        if result.round_angles_deg is not None:
+            w.write_array(f"{OUTPUT}/round_angles_deg", result.round_angles_deg, attrs={"unit": "deg"})
         if result.tracks_px is not None:
             w.write_array(f"{OUTPUT}/tracks_px", result.tracks_px.astype(np.float32),
                           attrs={"unit": "px", "columns": "row, col in the aligned frames; NaN: not used"})

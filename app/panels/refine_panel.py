@@ -77,6 +77,10 @@ class RefinePanel(StepPanel):
             ok = np.isfinite(sd)
             self.delta.addItem(pg.ErrorBarItem(x=frames[ok], y=(refined - nominal)[ok], height=2 * sd[ok], beam=0.3,
                                                pen=pen(1)))
+        if f"{KEY}/round_angles_deg" in project:  # how far the last feature round still moved them
+            rounds = project.read_array(f"{KEY}/round_angles_deg")
+            if len(rounds) >= 2:
+                self.delta.plot(frames, rounds[-2] - nominal, pen=pen(4, 1.5, dashed=True), name="one round before")
         if "truth/rapid_angles_deg" in project:
             self.delta.plot(frames, project.read_array("truth/rapid_angles_deg") - nominal, pen=pen(2, 1),
                             name="true − nominal (synthetic)")

@@ -78,6 +78,7 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
 
     from ..project import Project
     from ..refine_step import OUTPUT, RefineParams, run_refinement
+    from .refine import FLAG_EXCLUDED, last_round_change_deg
 
     try:
         params = RefineParams(
@@ -112,6 +113,7 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
         "residual_median_px": float(np.median(residual)) if residual.size else None,
         "angle_sd_median_deg": float(np.nanmedian(result.angle_sd_deg))
         if result.angle_sd_deg is not None and np.isfinite(result.angle_sd_deg).any() else None,
+        "last_round_change_deg": last_round_change_deg(result.round_angles_deg, (result.flags & FLAG_EXCLUDED) == 0),
         "flags": flags,
         "notes": list(result.notes),
     }

@@ -170,6 +170,7 @@ def test_cli_refine_reports_source_method_and_flags(quick_demo: Path, tmp_path: 
     assert report["source"] == "/raw/rapid" and report["method"] == "coarse"
     assert report["frames"] == 31 and report["angle_range_deg"][0] == pytest.approx(-70, abs=0.01)
     assert report["angle_sd_median_deg"] is None  # only a feature solution tells how well it holds
+    assert report["last_round_change_deg"] is None  # nor how far its rounds settled
     assert main(["refine", str(path), "--method", "coarse", "--no-find-axis"]) == 0
     text = capsys.readouterr().out
     assert "source: /raw/rapid" in text and "method: coarse" in text and "angles:" in text
@@ -241,6 +242,22 @@ def test_feature_refinement_stores_each_angles_standard_deviation(quick_demo: Pa
         assert 0.01 < np.median(sd) < 0.5
         assert angle_sd_rms_deg(proj) == pytest.approx(float(np.sqrt(np.mean(sd**2))))
         assert any("angles known to" in note for note in json.loads(proj.h5[OUTPUT].attrs["notes"]))
+        # the angles after each round, the last being the result, and how much the last round moved them
+        rounds = proj.read_array(f"{OUTPUT}/round_angles_deg")
+        assert rounds.shape == (2, 31)
+        np.testing.assert_array_equal(rounds[-1], proj.read_array(f"{OUTPUT}/angles_deg"))
+        moved = float(np.sqrt(np.mean((rounds[1] - rounds[0]) ** 2)))
+        assert moved > 0
+        assert any(f"last feature round moved the angles by {moved:.2f} deg" in note
+                   for note in json.loads(proj.h5[OUTPUT].attrs["notes"]))
+
+
+def test_last_round_change_is_the_rms_move_of_the_usable_frames() -> None:
+    from rstem_core.align.refine import last_round_change_deg
+
+    rounds = np.array([[0.0, 10.0, 20.0, 30.0], [0.3, 10.0, 20.4, 99.0]])
+    assert last_round_change_deg(rounds, np.array([True, True, True, False])) == pytest.approx(np.sqrt(0.25 / 3))
+    assert last_round_change_deg(rounds[:1]) is None and last_round_change_deg(None) is None
 
 
 def test_a_blank_frame_has_no_angle_sd_and_the_others_a_truthful_one() -> None:
