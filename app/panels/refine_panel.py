@@ -93,7 +93,7 @@ class RefinePanel(StepPanel):
             self.residuals.plot(frames[measured], res[measured], pen=pen(3), symbol="o", symbolSize=4,
                                 name="residual")
         else:
-            self.residuals.setTitle("No residuals: no features followed")
+            self.residuals.setTitle("No residuals (no features)")
         self._tracks = None
         if "processed/aligned" in project:
             s = project.read_series("processed/aligned")
