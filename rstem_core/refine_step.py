@@ -129,7 +129,8 @@ class RefineParams:
         features again in a sharper reconstruction (default size synthetic series, seed 0: angle
         error 0.19 deg after 3 rounds, 0.11-0.14 deg after 8). On noisy series the rounds do not
         settle on one answer: over 16 rounds, seeds 0 / 1 / 2 averaged 0.115 / 0.209 / 0.258 deg
-        over rounds 7-12 and moved 0.05-0.2 deg RMS from one round to the next.
+        over rounds 7-12, and from round 7 on each round moved them by 0.04-0.08 / 0.05-0.22 /
+        0.08-0.19 deg RMS.
     polish_rounds : int
         After the feature refinement, rounds of projection matching of the shifts alone: each
         frame is matched as a whole with the re-projection of a volume made from the others. In

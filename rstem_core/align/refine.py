@@ -113,8 +113,8 @@ class AlignmentResult:
         The angles after each round of the feature refinement (the last row is ``angles_deg``).
         How much the last round still moved them tells how far the rounds have settled: each
         round finds its features again in a new reconstruction, and on noisy series the angles
-        keep moving by about a tenth of a degree from round to round, more than the noise
-        alone leaves them (``angle_sd_deg``). None for the other methods.
+        keep moving from round to round (default-size synthetic seeds 0 / 1 / 2, rounds 7-16:
+        0.04-0.08 / 0.05-0.22 / 0.08-0.19 deg RMS a round). None for the other methods.
     """
 
     angles_deg: np.ndarray
