@@ -28,14 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from rstem_core import pipeline
 from rstem_core.analysis.refine_scores import (
     angle_errors_deg,
     angle_rms_deg,
     angle_sd_rms_deg,
     nominal_angle_rms_deg,
+    round_angle_rms_deg,
     shift_rms_px,
 )
 from rstem_core.project import Project
@@ -75,9 +74,6 @@ def main() -> None:
             result = run_refinement(proj, RefineParams(rounds=args.rounds))
             t_refine = time.perf_counter() - t
             offset, relative = angle_errors_deg(proj)
-            truth = proj.read_array("truth/rapid_angles_deg")
-            rounds = [] if result.round_angles_deg is None else [
-                round(float(np.sqrt(np.mean((a - truth) ** 2))), 4) for a in result.round_angles_deg]
             report = {
                 "benchmark": "refine",
                 "size": size,
@@ -89,7 +85,7 @@ def main() -> None:
                 "angle_offset_deg": round(offset, 4),
                 "angle_rms_offset_removed_deg": round(relative, 4),
                 "angle_sd_rms_deg": round(angle_sd_rms_deg(proj), 4) if f"{OUTPUT}/angle_sd_deg" in proj else None,
-                "round_angle_rms_deg": rounds,
+                "round_angle_rms_deg": [round(v, 4) for v in round_angle_rms_deg(proj)],
                 "nominal_angle_rms_deg": round(nominal_angle_rms_deg(proj), 4),
                 "shift_rms_px": round(shift_rms_px(proj), 4),
                 "seconds": round(t_refine, 2),

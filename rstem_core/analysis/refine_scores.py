@@ -53,6 +53,18 @@ def angle_rms_deg(project: Project) -> float:
     return float(np.sqrt(np.mean((refined[keep] - true[keep]) ** 2)))
 
 
+def round_angle_rms_deg(project: Project) -> list[float]:
+    """``angle_rms_deg`` of the angles after each feature round (``round_angles_deg``), in order;
+    empty when the refinement followed no features."""
+    _require(project, "truth/rapid_angles_deg")
+    if f"{ALIGNMENT}/round_angles_deg" not in project:
+        return []
+    rounds = project.read_array(f"{ALIGNMENT}/round_angles_deg")
+    true = project.read_array("truth/rapid_angles_deg")
+    keep = _scored(project, true.size)
+    return [float(np.sqrt(np.mean((a[keep] - true[keep]) ** 2))) for a in rounds]
+
+
 def angle_errors_deg(project: Project) -> tuple[float, float]:
     """The refined angles' common offset from the truth and their RMS error without it, degrees.
 

@@ -224,7 +224,7 @@ def test_frames_that_do_not_agree_with_their_neighbours_keep_the_nominal_angles(
 
 
 def test_feature_refinement_stores_each_angles_standard_deviation(quick_demo: Path, tmp_path: Path) -> None:
-    from rstem_core.analysis.refine_scores import angle_sd_rms_deg
+    from rstem_core.analysis.refine_scores import angle_sd_rms_deg, round_angle_rms_deg
 
     path = tmp_path / "p.h5"
     shutil.copy(quick_demo, path)
@@ -250,6 +250,8 @@ def test_feature_refinement_stores_each_angles_standard_deviation(quick_demo: Pa
         assert moved > 0
         assert any(f"last feature round moved the angles by {moved:.2f} deg" in note
                    for note in json.loads(proj.h5[OUTPUT].attrs["notes"]))
+        per_round = round_angle_rms_deg(proj)
+        assert len(per_round) == 2 and per_round[-1] == pytest.approx(angle_rms_deg(proj))
 
 
 def test_last_round_change_is_the_rms_move_of_the_usable_frames() -> None:
