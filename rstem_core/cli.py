@@ -115,8 +115,9 @@ def _build_parser() -> _Parser:
                    help="volume rows reconstructed above and below the frame, then cut off "
                         "(default: what the most tilted view needs; 0 is faster, with bright edge rows)")
     p.add_argument("--no-time-lag", action="store_true", help="one angle per frame instead of per scan row")
-    p.add_argument("--noisy-weight", type=float, default=0.5,
-                   help="weight of the frames before denoising added to the denoised ones (default 0.5; "
+    p.add_argument("--noisy-share", type=float, default=1.0,
+                   help="share of the frames before denoising in the reconstructed signal when the denoised "
+                        "series is reconstructed (default 1: those frames alone, with the refined geometry; "
                         "0: the denoised frames alone)")
     p.add_argument("--saturate", type=float, default=0.0,
                    help="clip each normalised frame at this fraction of its 99.5th percentile (e.g. 0.5), so "
@@ -171,6 +172,9 @@ def _build_parser() -> _Parser:
                    help="compare with the slow tomogram or (synthetic projects) the truth; auto picks")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="weakest spot counted as a dislocation, as a fraction of a typical dislocation's brightness")
+    p.add_argument("--noise-floor", type=float, default=4.5,
+                   help="raise the threshold to this many times the volume's noise level where that is higher "
+                        "(default 4.5; 0: off)")
     p.add_argument("--min-prominence", type=float, default=0.02,
                    help="how far (same fraction) two parts of a spot must rise above the pass between them to "
                         "count as two dislocations (default 0.02)")
@@ -274,7 +278,7 @@ def _cmd_reconstruct(args: argparse.Namespace, progress: TerminalProgress, cance
             filter_window=args.filter, thickness_nm=args.thickness, binning=args.binning,
             pad_rows=args.pad_rows,
             time_lag=not args.no_time_lag, source=args.source, backend=args.backend, device=args.device,
-            preprocessing=BinarizeParams(mode=args.preprocess), noisy_weight=args.noisy_weight,
+            preprocessing=BinarizeParams(mode=args.preprocess), noisy_share=args.noisy_share,
             saturate=args.saturate,
         )
     except ValueError as exc:
@@ -378,7 +382,7 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
 
     try:
         params = EvaluationParams(reference=args.reference, threshold=args.threshold,
-                                  min_prominence=args.min_prominence, line_smooth_nm=args.line_smooth,
+                                  noise_floor=args.noise_floor, min_prominence=args.min_prominence, line_smooth_nm=args.line_smooth,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

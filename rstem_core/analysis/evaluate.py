@@ -31,6 +31,7 @@ from .positions import (
     line_crossings,
     section_centres,
     smooth_along_lines,
+    spot_threshold,
     typical_line_level,
 )
 
@@ -53,6 +54,19 @@ class EvaluationParams:
         cross-sections of each section's brightest voxel) are not counted as dislocation centres
         (0..1). Lower it when weak dislocations are missed, raise it when noise is counted
         (about 0.3 for a volume of frames clipped with the reconstruction's ``saturate``).
+    noise_floor : float
+        The threshold is raised, where the volume's noise reaches it, to this many times the
+        noise level (the 90th percentile of the volume in which the spots are looked for; lines
+        fill well under a tenth of it); 0 keeps ``threshold`` alone. A noisy volume (one made
+        from the frames before denoising) or a sparse specimen's few lines, whose typical
+        brightness is low, would otherwise have the noise's peaks counted as dislocations. The
+        threshold used is reported as ``threshold_used``. Default-size synthetic volumes of the
+        frames before denoising, seeds 0 / 1 / 2 / 4, share of true centres found (of found
+        centres true): floor 4 87.7 / 77.4 / 82.5 / 72.0 % (93.8 / 92.6 / 87.2 / 86.4 %), 4.5
+        86.4 / 76.5 / 80.5 / 70.5 % (94.7 / 94.0 / 90.7 / 91.3 %), 5 84.6 / 75.9 / 78.0 / 68.5 %
+        (95.1 / 94.5 / 93.0 / 93.9 %); off (0.2 alone) seed 2 87 % (8 %): 4.5 is the lowest that
+        keeps nine found centres in ten true on all four. Turn it off for a small crop around a
+        few lines, where lines fill a tenth of the volume or more.
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the
         typical dislocation's brightness) above the pass between them (0..1); raise it when one
@@ -85,6 +99,7 @@ class EvaluationParams:
 
     reference: str = "auto"
     threshold: float = 0.2
+    noise_floor: float = 4.5
     min_prominence: float = 0.02
     smooth_px: float = 0.5
     line_smooth_nm: float = 14.0
@@ -99,6 +114,8 @@ class EvaluationParams:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if not self.noise_floor >= 0:
+            raise ValueError(f"noise_floor must not be negative, got {self.noise_floor}")
         if not 0 < self.min_prominence < 1:
             raise ValueError(f"min_prominence must lie in (0, 1), got {self.min_prominence}")
         if self.smooth_px < 0:
@@ -136,13 +153,23 @@ def step_timings(project: Project) -> dict[str, float]:
 
 
 def _centres(volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> dict[str, np.ndarray]:
-    kw = {"threshold": params.threshold, "min_prominence": params.min_prominence, "smooth_px": params.smooth_px,
-          "border_px": params.border_px}
+    return centres_and_threshold(volume, voxel_nm, params)[0]
+
+
+def centres_and_threshold(volume: np.ndarray, voxel_nm: float,
+                          params: EvaluationParams) -> tuple[dict[str, np.ndarray], float]:
+    """The centres (x, y, z nm) in the yz (key "x") and xz (key "y") sections, and the threshold
+    used (a fraction of the typical line level: ``params.threshold`` or the noise floor)."""
     detect = line_smoothed(volume, voxel_nm, params)
+    used = spot_threshold(volume if detect is None else detect, params.threshold, params.noise_floor,
+                          params.border_px)
+    kw = {"threshold": used, "min_prominence": params.min_prominence, "smooth_px": params.smooth_px,
+          "border_px": params.border_px}
     out = {axis: section_centres(volume, voxel_nm, axis=axis, detect=detect, **kw) for axis in ("x", "y")}
     # the sections next to the x and y faces hold edge artefacts, and no true crossings are
     # counted there (truth_centres): leave them out of both section families
-    return {axis: pts[inside_faces(pts, np.shape(volume), voxel_nm, params.border_px)] for axis, pts in out.items()}
+    inside = {axis: pts[inside_faces(pts, np.shape(volume), voxel_nm, params.border_px)] for axis, pts in out.items()}
+    return inside, used
 
 
 def inside_faces(points_nm: np.ndarray, shape: tuple[int, ...], voxel_nm: float, border_px: int) -> np.ndarray:
@@ -289,7 +316,11 @@ def run_evaluation(
     if "reconstruction/volume" in project and reference != "none":
         vol = project.read_volume("reconstruction/volume")
         progress(0.6, "finding dislocation centres")
-        found = _centres(vol.data, vol.voxel_size_nm, params)
+        found, used = centres_and_threshold(vol.data, vol.voxel_size_nm, params)
+        report["threshold_used"] = round(used, 4)
+        if used > params.threshold + 1e-6:
+            notes.append(f"spots weaker than {used:.2f} of a typical dislocation left out ({params.noise_floor:g} "
+                         f"times the volume's noise level, above the threshold {params.threshold:g})")
         if reference == "truth":
             ref = truth_centres(project, vol.data.shape, vol.voxel_size_nm, params.border_px)
         else:

@@ -40,6 +40,7 @@ def find_centres_yz(
     step: int = 1,
     border_px: int = 0,
     detect: np.ndarray | None = None,
+    noise_floor: float = 0.0,
 ) -> Centres:
     """Centres of bright spots in every yz cross-section (x column) of a (z, y, x) volume.
 
@@ -78,6 +79,9 @@ def find_centres_yz(
         The volume in which the spots and their basins are found, e.g. ``volume`` smoothed along
         its lines (:func:`smooth_along_lines`); ``threshold`` and ``min_prominence`` then refer
         to its typical line level. The centroids always weigh the voxels of ``volume``.
+    noise_floor : float
+        Raise ``threshold`` where the volume's noise reaches it: spots are also cut at this
+        many times the noise level of :func:`noise_level` (0: off); see :func:`spot_threshold`.
     """
     from skimage.segmentation import watershed
 
@@ -92,6 +96,7 @@ def find_centres_yz(
             raise ValueError(f"detect has shape {np.shape(detect)}, the volume {np.shape(volume)}")
         det = np.asarray(detect, dtype=np.float32)[:, :, ::max(int(step), 1)]
     typical = typical_line_level(det, border_px)
+    threshold = spot_threshold(det, threshold, noise_floor, border_px, typical=typical)
     level = threshold * typical
     smooth = ndi.gaussian_filter(det, (smooth_px, smooth_px, 0.0)) if smooth_px > 0 else det
     mask = smooth > level
@@ -241,6 +246,40 @@ def smooth_along_lines(
         weight += 2 * wk
     out[idx] = (total / weight).astype(np.float32)
     return out
+
+
+def noise_level(volume: np.ndarray, border_px: int = 0) -> float:
+    """The 90th percentile of the volume's voxels (``border_px`` voxels from its x and y faces
+    left out): the height of its noise. Dislocations fill well under a tenth of a specimen's
+    voxels (default-size synthetic volumes: under 1 %), so this percentile lies in the
+    background, whose spread is the reconstruction's noise. In a small crop made mostly of
+    lines it is a line's brightness instead, and a noise floor built on it cuts real lines."""
+    vol = np.asarray(volume)
+    b = max(int(border_px), 0)
+    inner = vol[:, b:vol.shape[1] - b or None, b:vol.shape[2] - b or None]
+    if inner.size == 0:
+        inner = vol
+    return float(np.percentile(inner, 90))
+
+
+def spot_threshold(volume: np.ndarray, threshold: float, noise_floor: float, border_px: int = 0, *,
+                   typical: float | None = None) -> float:
+    """The threshold of :func:`find_centres_yz` (a fraction of the typical line level), raised
+    to ``noise_floor`` times the volume's :func:`noise_level` where that is higher.
+
+    A fixed fraction of the typical line does not suit every volume: where the lines are few or
+    faint next to the noise (a sparse specimen, a volume of frames before denoising), the noise's
+    peaks pass it and are counted as dislocations. Default-size synthetic volumes of the frames
+    before denoising: 4.5 times the noise level is 0.28-0.41 of the typical line (seeds 0, 1
+    and 2); at 0.2 seed 2's volume gave 13 found centres for every true one.
+    """
+    if noise_floor <= 0:
+        return float(threshold)
+    if typical is None:
+        typical = typical_line_level(volume, border_px)
+    if not typical > 0:
+        return float(threshold)
+    return float(min(max(threshold, noise_floor * noise_level(volume, border_px) / typical), 0.95))
 
 
 def typical_line_level(volume: np.ndarray, border_px: int = 0) -> float:

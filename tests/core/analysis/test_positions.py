@@ -7,7 +7,12 @@ import pytest
 import scipy.ndimage as ndi
 
 from rstem_core.analysis import find_centres_yz, line_crossings_yz, pair_centres
-from rstem_core.analysis.positions import compare_centres, section_h_maxima, smooth_along_lines
+from rstem_core.analysis.positions import (
+    compare_centres,
+    section_h_maxima,
+    smooth_along_lines,
+    spot_threshold,
+)
 
 
 def _tube_volume(nz: int, ny: int, nx: int, y_px: float, z_px: float, sigma: float = 1.5) -> np.ndarray:
@@ -182,3 +187,24 @@ def test_section_h_maxima_equal_those_of_each_section_alone() -> None:
     pair[2:5, 12:15, 0] = 10.0 * pair[2:5, 2:5, 0]
     peaks = section_h_maxima(pair, pair > 0, 5.0)
     assert peaks[3, 3, 0] and peaks[3, 13, 0] and peaks.sum() == 2
+
+
+def test_the_noise_floor_keeps_noise_peaks_of_a_sparse_volume_out() -> None:
+    # two faint lines along x in a noisy volume: 0.2 of their brightness lies within the noise,
+    # so a fixed fraction counts noise peaks as dislocations; the floor at 5 times the noise
+    # level (its 90th percentile) leaves the two lines alone in every section
+    rng = np.random.default_rng(3)
+    vol = _tube_volume(30, 60, 12, y_px=20.0, z_px=12.0) + _tube_volume(30, 60, 12, y_px=42.0, z_px=17.0)
+    vol = np.clip(vol + 0.1 * rng.standard_normal(vol.shape).astype(np.float32), 0, None)
+    plain = find_centres_yz(vol, voxel_nm=4.0, border_px=2)
+    floored = find_centres_yz(vol, voxel_nm=4.0, border_px=2, noise_floor=5.0)
+    assert plain.xyz_nm.shape[0] > 3 * 12  # noise spots besides the 2 x 12 crossings
+    assert floored.xyz_nm.shape[0] == 2 * 12
+    np.testing.assert_allclose(np.sort(floored.xyz_nm[:, 1]).reshape(2, 12).mean(axis=1),
+                               [(20.0 - 29.5) * 4, (42.0 - 29.5) * 4], atol=1.0)
+    used = spot_threshold(vol, 0.2, 5.0, 2)
+    assert 0.4 < used < 0.95  # raised: the noise's 90th percentile is ~0.1 of the lines
+    assert spot_threshold(vol, 0.2, 0.0, 2) == 0.2
+    # a clean volume keeps the threshold it was given
+    clean = _tube_volume(30, 60, 12, y_px=20.0, z_px=12.0)
+    assert spot_threshold(clean, 0.2, 5.0, 2) == 0.2

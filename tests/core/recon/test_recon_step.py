@@ -86,7 +86,7 @@ def test_no_series_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("kw", "msg"), [({"thickness_nm": 0.0}, "empty volume extent"),
                                          ({"algorithm": "art"}, "algorithm must be one of"),
                                          ({"binning": 0}, "binning must be at least 1"),
-                                         ({"noisy_weight": -0.5}, "noisy_weight must be >= 0"),
+                                         ({"noisy_share": 1.5}, "noisy_share must lie in"), ({"noisy_share": -0.1}, "noisy_share must lie in"),
                                          ({"noisy_smooth_px": -1.0}, "noisy_smooth_px must be >= 0")])
 def test_bad_parameters(kw: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
@@ -149,7 +149,7 @@ def test_frames_without_a_clear_layer_take_the_fallback_thickness(tmp_path: Path
 
 def test_frames_before_denoising_add_the_dislocations_the_denoiser_dropped(tmp_path: Path) -> None:
     # two dislocations seen as dark lines; the denoised frames lost the fainter one (too faint to
-    # see in one frame), the noisy frames still hold it: the volume shows it with noisy_weight
+    # see in one frame), the noisy frames still hold it: the volume shows it with noisy_share
     n, rows, cols, nz = 15, 48, 6, 16
     strong = np.zeros((nz, rows, cols), np.float32)
     strong[6:9, 12:15, :] = 1.0
@@ -169,17 +169,21 @@ def test_frames_before_denoising_add_the_dislocations_the_denoiser_dropped(tmp_p
         w.write_series("processed/denoised",
                        TiltSeries(denoised.astype(np.float32), angles, 4.56, timestamps_s=t0, line_time_s=line))
 
-    def strengths(weight: float) -> tuple[float, float, list[str]]:
+    def strengths(share: float) -> tuple[float, float, list[str]]:
         with Project.open(path, "a") as proj:
-            vol = run_reconstruction(proj, _params(noisy_weight=weight, preprocessing=BinarizeParams()))
+            vol = run_reconstruction(proj, _params(noisy_share=share, preprocessing=BinarizeParams()))
         d = vol.data
         return float(d[6:9, 12:15].mean()), float(d[8:11, 32:35].mean()), vol.metadata["notes"]
 
     a0, b0, notes0 = strengths(0.0)
-    a1, b1, notes1 = strengths(0.5)
+    a1, b1, notes1 = strengths(1 / 3)
+    a2, b2, notes2 = strengths(1.0)
     assert b0 < 0.05 * a0  # the denoised frames alone: the faint dislocation is gone
-    assert b1 > 0.1 * a1  # with the noisy frames it is back (expected 0.25 / 1.5 of the strong one)
-    assert any("/raw/rapid" in s for s in notes1) and not any("before denoising" in s for s in notes0)
+    assert b1 > 0.1 * a1  # a third of the signal from the noisy frames: it is back (expected 1/6)
+    assert b2 > 0.35 * a2  # the noisy frames alone: at its true strength, half the strong one's
+    assert any("/raw/rapid" in s and "make 0.333" in s for s in notes1)
+    assert any("reconstructed from the frames before denoising (/raw/rapid" in s for s in notes2)
+    assert not any("before denoising" in s for s in notes0)
 
 
 def test_the_frames_before_denoising_are_those_the_denoiser_read(tmp_path: Path) -> None:
