@@ -63,9 +63,10 @@ class EvaluationParams:
         threshold used is reported as ``threshold_used``. Default-size synthetic volumes of the
         frames before denoising, seeds 0 / 1 / 2 / 4, share of true centres found (of found
         centres true): floor 4 87.7 / 77.4 / 82.5 / 72.0 % (93.8 / 92.6 / 87.2 / 86.4 %), 4.5
-        86.4 / 76.5 / 80.5 / 70.5 % (94.7 / 94.0 / 90.7 / 91.3 %), 5 84.6 / 75.9 / 78.0 / 68.5 %
-        (95.1 / 94.5 / 93.0 / 93.9 %); off (0.2 alone) seed 2 87 % (8 %): 4.5 is the lowest that
-        keeps nine found centres in ten true on all four. Turn it off for a small crop around a
+        86.4 / 76.9 / 80.8 / 70.9 % (94.7 / 93.8 / 89.5 / 90.2 %), 5 84.6 / 75.9 / 78.0 / 68.5 %
+        (95.1 / 94.5 / 93.0 / 93.9 %; floors 4 and 5 on seeds 1, 2 and 4 measured on the mean of
+        two half-series volumes); off (0.2 alone) seed 2 87 % (8 %). Volumes of mostly denoised
+        frames keep 0.2 (their noise stays under it). Turn it off for a small crop around a
         few lines, where lines fill a tenth of the volume or more.
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the

@@ -105,11 +105,12 @@ class ReconstructionParams:
         and its extra noise is averaged away by the evaluation's smoothing along the lines (it
         looks grainier in slices). Default-size synthetic series (refined geometry, the
         evaluation's defaults), share of true centres found (and of found centres that are
-        true), seeds 0 / 1 / 2 / 4: share 1 84.6 / 75.9 / 78.0 / 68.5 % (95.1 / 94.5 / 93.0 /
-        93.9 %); the denoised frames with those before denoising added at a third of the signal
-        (the previous default) 82.4 / 71.0 / 77.3 / 59.7 % (94.3 / 93.1 / 82.5 / 92.6 %); the
-        denoised frames alone 80.8 / 70.8 / 76.7 / 56.9 % (94.6 / 93.3 / 78.2 / 93.2 %). Seed 4's
-        pile-ups gain most.
+        true), seeds 0 / 1 / 2 / 4: share 1 86.4 / 76.9 / 80.8 / 70.9 % (94.7 / 93.8 / 89.5 /
+        90.2 %), mean errors x 3.72 / 4.31 / 3.32 / 4.76, y 2.45 / 3.80 / 4.24 / 3.43, z 4.22 /
+        5.47 / 4.92 / 4.70 nm; the denoised frames with those before denoising at a third of the
+        signal (the previous default) 82.4 / 71.0 / 77.8 / 59.7 % (94.3 / 93.1 / 79.6 / 92.6 %),
+        z 4.10 / 5.41 / 4.78 / 4.74 nm; the denoised frames alone 80.8 / 70.8 / 76.7 / 56.9 %.
+        Seed 4's pile-ups gain most.
     saturate : float
         With ``preprocessing.mode="normalize"``, each frame's signal is clipped at this fraction
         of its 99.5th percentile (never below 4 times its noise) before the reconstruction, so
