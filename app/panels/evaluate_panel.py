@@ -18,6 +18,7 @@ ROWS = (
     ("position_error_nm.z", "Mean |error| in z (depth)", "nm"),
     ("completeness", "Share of reference centres found", ""),
     ("precision", "Share of found centres matching the reference", ""),
+    ("threshold_used", "Weakest spot counted (of a typical dislocation)", ""),
     ("pairs.y", "Paired centres (y–z sections)", ""),
     ("pairs.x", "Paired centres (x–z sections)", ""),
     ("angle_rms_deg", "Tilt angle error (RMS)", "°"),
