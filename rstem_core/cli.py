@@ -122,7 +122,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--saturate", type=float, default=0.0,
                    help="clip each normalised frame at this fraction of its 99.5th percentile (e.g. 0.5), so "
                         "faint dislocations reach the strong ones' height: more of them found, placed less well "
-                        "(default 0: off)")
+                        "(default 0: off; denoised frames only, so with --noisy-share below 1)")
     p.add_argument("--source", default="auto", choices=["auto", "aligned", "denoised", "corrected", "raw"])
     p.add_argument("--backend", default="torch", choices=["torch", "astra", "tomopy"])
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -382,7 +382,8 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
 
     try:
         params = EvaluationParams(reference=args.reference, threshold=args.threshold,
-                                  noise_floor=args.noise_floor, min_prominence=args.min_prominence, line_smooth_nm=args.line_smooth,
+                                  noise_floor=args.noise_floor, min_prominence=args.min_prominence,
+                                  line_smooth_nm=args.line_smooth,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

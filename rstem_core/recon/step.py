@@ -5,9 +5,10 @@ the denoised series (``/processed/denoised``), the distortion-corrected series
 (``/processed/corrected``), the raw rapid series (``/raw/rapid``). Angles: the
 refined ones (``/processed/alignment/angles_deg``) when tilt refinement ran, otherwise the series'
 own. When the series is the denoised one (or aligned from it), the series the denoiser read is
-reconstructed instead, or mixed in with ``noisy_share`` (see :class:`ReconstructionParams`). With ``time_lag`` every scan
-row gets the angle of the moment it was scanned, interpolated from the angle-against-time curve
-of the frames (frame mid-times), using the frames' timestamps and the line time. Output:
+reconstructed instead, in the same geometry, or mixed in (``noisy_share``, see
+:class:`ReconstructionParams`). With ``time_lag`` every scan row gets the angle of the moment it
+was scanned, interpolated from the angle-against-time curve of the frames (frame mid-times),
+using the frames' timestamps and the line time. Output:
 ``/reconstruction/volume`` (a Volume) with the parameters in ``attrs['params']`` and one
 ``/log`` entry.
 """
@@ -116,8 +117,9 @@ class ReconstructionParams:
         of its 99.5th percentile (never below 4 times its noise) before the reconstruction, so
         strong and faint dislocations reach a similar height (the denoised frames only: it acts
         with ``noisy_share`` below 1); 0 (the default) turns it off. It finds more faint
-        dislocations and places them less well. Default-size synthetic series, 0.5 with the
-        evaluation's threshold at 0.3 against off at 0.2: share of true centres found (of found
+        dislocations and places them less well. Default-size synthetic series (with the frames
+        before denoising at a third of the signal), 0.5 with the evaluation's threshold at 0.3
+        against off at 0.2: share of true centres found (of found
         centres true) seed 0 84.2 % (94.2 %) against 82.4 % (94.3 %), seed 1 72.6 % (92.9 %)
         against 71.0 % (93.1 %), seed 2 79.7 % (85.6 %) against 77.8 % (79.6 %); mean depth
         error 4.24 / 5.43 / 4.99 nm against 4.10 / 5.41 / 4.78 nm. On noise-free frames it
