@@ -265,7 +265,8 @@ def noise_level(volume: np.ndarray, border_px: int = 0) -> float:
 def spot_threshold(volume: np.ndarray, threshold: float, noise_floor: float, border_px: int = 0, *,
                    typical: float | None = None) -> float:
     """The threshold of :func:`find_centres_yz` (a fraction of the typical line level), raised
-    to ``noise_floor`` times the volume's :func:`noise_level` where that is higher.
+    to ``noise_floor`` times the volume's :func:`noise_level` where that is higher, and never
+    above 0.95 (a volume that is mostly noise still shows its brightest spots).
 
     A fixed fraction of the typical line does not suit every volume: where the lines are few or
     faint next to the noise (a sparse specimen, a volume of frames before denoising), the noise's
