@@ -51,7 +51,8 @@ class EvaluationParams:
         slow tomogram when a slow series was imported.
     threshold : float
         Spots weaker than this fraction of a typical dislocation's brightness (the median over
-        cross-sections of each section's brightest voxel) are not counted as dislocation centres
+        cross-sections of each section's brightest voxel, in the yz or the xz sections,
+        whichever is higher; the same level for both) are not counted as dislocation centres
         (0..1). Lower it when weak dislocations are missed, raise it when noise is counted
         (about 0.3 for a volume of frames clipped with the reconstruction's ``saturate``).
     noise_floor : float
@@ -61,13 +62,13 @@ class EvaluationParams:
         from the frames before denoising) or a sparse specimen's few lines, whose typical
         brightness is low, would otherwise have the noise's peaks counted as dislocations. The
         threshold used is reported as ``threshold_used``. Default-size synthetic volumes of the
-        frames before denoising, seeds 0 / 1 / 2 / 4, share of true centres found (of found
-        centres true): floor 4 87.7 / 77.4 / 82.5 / 72.0 % (93.8 / 92.6 / 87.2 / 86.4 %), 4.5
-        86.4 / 76.9 / 80.8 / 70.9 % (94.7 / 93.8 / 89.5 / 90.2 %), 5 84.6 / 75.9 / 78.0 / 68.5 %
-        (95.1 / 94.5 / 93.0 / 93.9 %; floors 4 and 5 on seeds 1, 2 and 4 measured on the mean of
-        two half-series volumes); off (0.2 alone) seed 2 87 % (8 %). Volumes of mostly denoised
-        frames keep 0.2 (their noise stays under it). Turn it off for a small crop around a
-        few lines, where lines fill a tenth of the volume or more.
+        frames before denoising, seeds 0 / 1 / 2 / 3 / 4, share of true centres found (of found
+        centres true): floor 3.5 88.6 / 78.2 / 83.6 / 83.1 / 71.8 % (91.7 / 85.7 / 76.7 / 86.9
+        / 87.7 %), 4 87.2 / 77.7 / 81.6 / 80.4 / 69.9 % (94.0 / 92.0 / 88.0 / 92.3 / 93.1 %),
+        4.5 86.0 / 76.8 / 78.3 / 76.9 / 67.7 % (94.9 / 93.9 / 91.8 / 93.6 / 94.8 %); at 3 seed
+        2 keeps 44.9 % true. Volumes of mostly denoised frames keep 0.2 (their noise stays
+        under it). Turn it off for a small crop around a few lines, where lines fill a tenth
+        of the volume or more.
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the
         typical dislocation's brightness) above the pass between them (0..1); raise it when one

@@ -9,9 +9,11 @@ import scipy.ndimage as ndi
 from rstem_core.analysis import find_centres_yz, line_crossings_yz, pair_centres
 from rstem_core.analysis.positions import (
     compare_centres,
+    section_centres,
     section_h_maxima,
     smooth_along_lines,
     spot_threshold,
+    typical_line_level,
 )
 
 
@@ -208,3 +210,20 @@ def test_the_noise_floor_keeps_noise_peaks_of_a_sparse_volume_out() -> None:
     # a clean volume keeps the threshold it was given
     clean = _tube_volume(30, 60, 12, y_px=20.0, z_px=12.0)
     assert spot_threshold(clean, 0.2, 5.0, 2) == 0.2
+
+
+def test_sections_that_no_line_crosses_do_not_lower_the_spot_threshold() -> None:
+    # two lines along x: every yz section holds both, but only the few xz sections near y = 20
+    # and y = 42 hold anything but noise; the level a threshold refers to must be the lines'
+    # in both section families, or the noise-only xz sections count their noise peaks as spots
+    rng = np.random.default_rng(5)
+    vol = _tube_volume(30, 60, 40, y_px=20.0, z_px=12.0) + _tube_volume(30, 60, 40, y_px=42.0, z_px=17.0)
+    vol = np.clip(vol + 0.04 * rng.standard_normal(vol.shape).astype(np.float32), 0, None)
+    assert typical_line_level(vol, 2) > 0.9  # the lines' brightness, not a noise peak's
+    assert typical_line_level(np.swapaxes(vol, 1, 2), 2) == typical_line_level(vol, 2)
+    yz = section_centres(vol, 4.0, axis="x", threshold=0.2, min_prominence=0.1, border_px=2)
+    xz = section_centres(vol, 4.0, axis="y", threshold=0.2, min_prominence=0.1, border_px=2)
+    assert yz.shape[0] == 2 * 40
+    # no line crosses an xz section; the two lines lying in a few of them give a few spots
+    assert xz.shape[0] <= 2 * 8
+    assert np.all(np.min(np.abs(xz[:, 1:2] - np.array([(20.0 - 29.5) * 4, (42.0 - 29.5) * 4])), axis=1) < 12.0)
