@@ -106,13 +106,13 @@ class ReconstructionParams:
         and its extra noise is averaged away by the evaluation's smoothing along the lines (it
         looks grainier in slices). Default-size synthetic series (refined geometry, the
         evaluation's defaults), share of true centres found (and of found centres that are
-        true), seeds 0 / 1 / 2 / 4: share 1 86.4 / 76.9 / 80.8 / 70.9 % (94.7 / 93.8 / 89.5 /
-        90.2 %), mean errors x 3.72 / 4.31 / 3.32 / 4.76, y 2.45 / 3.80 / 4.24 / 3.43, z 4.22 /
-        5.47 / 4.92 / 4.70 nm; the denoised frames with those before denoising at a third of the
-        signal (the previous default) 82.4 / 71.0 / 77.8 / 59.7 % (94.3 / 93.1 / 79.6 / 92.6 %),
-        z 4.10 / 5.41 / 4.78 / 4.74 nm; the denoised frames alone 80.8 / 70.8 / 76.7 / 56.9 %.
-        Seed 4's pile-ups gain most. Seed 3 finds 81.6 % (74.2 % before) but only 13.9 % of its
-        found centres are true (45 % before): its xz sections count four times more spots.
+        true), seeds 0 / 1 / 2 / 3 / 4: share 1 86.0 / 76.8 / 78.3 / 76.9 / 67.7 % (94.9 / 93.9
+        / 91.8 / 93.6 / 94.8 %), mean errors x 3.72 / 4.31 / 3.26 / 4.50 / 4.92, y 2.45 / 3.78
+        / 4.25 / 2.89 / 3.43, z 4.21 / 5.47 / 4.88 / 5.72 / 4.58 nm; seeds 0 / 1 / 2 / 4 with
+        the denoised frames and those before denoising at a third of the signal (the previous
+        default) 82.3 / 70.9 / 77.5 / 58.1 % (94.3 / 93.1 / 81.4 / 94.1 %), z 4.10 / 5.40 /
+        4.77 / 4.73 nm; the denoised frames alone 80.4 / 70.6 / 76.7 / 54.9 %. Seed 4's
+        pile-ups gain most.
     saturate : float
         With ``preprocessing.mode="normalize"``, each frame's signal is clipped at this fraction
         of its 99.5th percentile (never below 4 times its noise) before the reconstruction, so
