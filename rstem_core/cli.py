@@ -181,6 +181,8 @@ def _build_parser() -> _Parser:
     p.add_argument("--line-smooth", type=float, default=14.0, metavar="NM",
                    help="average the volume along its dislocation lines over this Gaussian sigma, nm, before "
                         "looking for centres (default 14; 0: off)")
+    p.add_argument("--centroids-on-volume", action="store_true",
+                   help="weigh each centre with the volume itself instead of the volume averaged along its lines")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
     p.add_argument("--no-register", action="store_true", help="do not remove the overall offset first")
     p.add_argument("--no-denoise-scores", action="store_true", help="skip scoring the denoisers (faster)")
@@ -384,6 +386,7 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
         params = EvaluationParams(reference=args.reference, threshold=args.threshold,
                                   noise_floor=args.noise_floor, min_prominence=args.min_prominence,
                                   line_smooth_nm=args.line_smooth,
+                                  line_averaged_centroids=not args.centroids_on_volume,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

@@ -41,6 +41,7 @@ def find_centres_yz(
     border_px: int = 0,
     detect: np.ndarray | None = None,
     noise_floor: float = 0.0,
+    weigh_detect: bool = False,
 ) -> Centres:
     """Centres of bright spots in every yz cross-section (x column) of a (z, y, x) volume.
 
@@ -78,10 +79,15 @@ def find_centres_yz(
     detect : ndarray, shape (z, y, x), optional
         The volume in which the spots and their basins are found, e.g. ``volume`` smoothed along
         its lines (:func:`smooth_along_lines`); ``threshold`` and ``min_prominence`` then refer
-        to its typical line level. The centroids always weigh the voxels of ``volume``.
+        to its typical line level. The centroids weigh the voxels of ``volume`` unless
+        ``weigh_detect``.
     noise_floor : float
         Raise ``threshold`` where the volume's noise reaches it: spots are also cut at this
         many times the noise level of :func:`noise_level` (0: off); see :func:`spot_threshold`.
+    weigh_detect : bool
+        Weigh the centroids with ``detect`` (above its threshold) instead of ``volume``. With a
+        volume averaged along its lines, the noise that moves a centroid is averaged out along
+        the line, while a straight line's middle stays where it was.
     """
     from skimage.segmentation import watershed
 
@@ -118,8 +124,10 @@ def find_centres_yz(
         n += k
     if n == 0:
         return Centres(np.zeros((0, 3)), np.zeros(0))
-    own_level = level if det is vol else threshold * typical_line_level(vol, border_px)
-    w = np.clip(vol - own_level, 0.0, None).astype(np.float64)
+    if det is vol or weigh_detect:
+        w = np.clip(det - level, 0.0, None).astype(np.float64)
+    else:
+        w = np.clip(vol - threshold * typical_line_level(vol, border_px), 0.0, None).astype(np.float64)
     index = np.arange(1, n + 1)
     total = ndi.sum(w, basins, index)
     with np.errstate(invalid="ignore", divide="ignore"):  # a basin of zero weight gives NaN, dropped below
@@ -461,7 +469,7 @@ def errors_against_lines(
 
 # -- both kinds of cross-section, registration, the paper's summary ------------------------------
 def section_centres(volume: np.ndarray, voxel_nm: float, *, axis: str = "x", detect: np.ndarray | None = None,
-                    **kwargs: float) -> np.ndarray:
+                    **kwargs: float | bool) -> np.ndarray:
     """Centres (x, y, z nm) of the spots in every cross-section normal to ``axis`` ("x": yz
     sections, "y": xz sections); ``detect`` and the keyword arguments as :func:`find_centres_yz`."""
     if axis == "x":

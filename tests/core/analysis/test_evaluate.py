@@ -78,6 +78,13 @@ def test_evaluate_stores_the_report_and_prints_json(demo: Path, capsys: pytest.C
         stored = proj.read_json("evaluation/report")
         assert stored["completeness"] == out["completeness"]
         assert proj.log_entries()[-1]["step"] == "evaluate"
+        assert json.loads(proj.attrs("evaluation/report")["params"])["line_averaged_centroids"] is True
+    assert main(["evaluate", str(demo), "--reference", "truth", "--json", "--no-denoise-scores",
+                 "--centroids-on-volume"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["completeness"] > 0.6
+    with Project.open(demo) as proj:
+        assert json.loads(proj.attrs("evaluation/report")["params"])["line_averaged_centroids"] is False
 
 
 def test_evaluate_against_a_missing_slow_series_is_one_clear_line(demo: Path) -> None:
