@@ -50,6 +50,9 @@ class VolumeView(QWidget):
                             for t, c in (("x (tilt axis)", "red"), ("y", "lime"), ("z (beam)", "#4aa3ff"))]
         self.bar = scene.visuals.Line(color="white", width=3, parent=self.view.scene)
         self.bar_label = scene.visuals.Text("", color="white", font_size=10, parent=self.view.scene)
+        for guide in (self.axes, *self.axis_labels, self.bar_label):  # drawn last, over the volume, never hidden
+            guide.order = 10
+            guide.set_gl_state("translucent", depth_test=False)
         self._method = "mip"
         self._threshold = 0.3
         self._cmap = "grays"

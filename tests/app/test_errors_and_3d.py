@@ -52,3 +52,9 @@ def test_3d_view_renders_a_non_blank_image(window, qtbot) -> None:  # noqa: ANN0
         grey = image[..., :3].astype(float).mean(axis=2)
         assert grey.std() > 2.0, f"{mode}: the rendered canvas is blank"
     assert np.asarray(image).dtype == np.uint8
+    # the axes and their labels are drawn over the volume: the lime y axis, which runs behind
+    # the volume from this viewpoint, and its label stay visible
+    window.panels["view3d"].method.setCurrentText("MIP")
+    rgb = view.render()[..., :3].astype(int)
+    lime = (rgb[..., 1] > 150) & (rgb[..., 0] < 100) & (rgb[..., 2] < 100)
+    assert lime.sum() > 40, f"only {lime.sum()} pixels of the y axis and its label are visible"
