@@ -63,12 +63,12 @@ class EvaluationParams:
         brightness is low, would otherwise have the noise's peaks counted as dislocations. The
         threshold used is reported as ``threshold_used``. Default-size synthetic volumes of the
         frames before denoising, seeds 0 / 1 / 2 / 3 / 4, share of true centres found (of found
-        centres true; centroids weighed with the volume itself): floor 3.5 88.6 / 78.2 / 83.6 / 83.1 / 71.8 % (91.7 / 85.7 / 76.7 / 86.9
-        / 87.7 %), 4 87.2 / 77.7 / 81.6 / 80.4 / 69.9 % (94.0 / 92.0 / 88.0 / 92.3 / 93.1 %),
-        4.5 86.0 / 76.8 / 78.3 / 76.9 / 67.7 % (94.9 / 93.9 / 91.8 / 93.6 / 94.8 %); at 3 seed
-        2 keeps 44.9 % true. Volumes of mostly denoised frames keep 0.2 (their noise stays
-        under it). Turn it off for a small crop around a few lines, where lines fill a tenth
-        of the volume or more.
+        centres true; centroids weighed with the volume itself): floor 3.5 88.6 / 78.2 / 83.6 /
+        83.1 / 71.8 % (91.7 / 85.7 / 76.7 / 86.9 / 87.7 %), 4 87.2 / 77.7 / 81.6 / 80.4 / 69.9 %
+        (94.0 / 92.0 / 88.0 / 92.3 / 93.1 %), 4.5 86.0 / 76.8 / 78.3 / 76.9 / 67.7 % (94.9 /
+        93.9 / 91.8 / 93.6 / 94.8 %); at 3 seed 2 keeps 44.9 % true. Volumes of mostly denoised
+        frames keep 0.2 (their noise stays under it). Turn it off for a small crop around a few
+        lines, where lines fill a tenth of the volume or more.
     min_prominence : float
         A spot splits into two centres only where each part rises this far (as a fraction of the
         typical dislocation's brightness) above the pass between them (0..1); raise it when one
