@@ -110,11 +110,10 @@ class ReconstructionParams:
         86.0 / 76.8 / 78.3 / 76.9 / 67.7 % (94.9 / 93.9 / 91.8 / 93.6 / 94.8 %), mean errors x
         3.72 / 4.31 / 3.26 / 4.50 / 4.92, y 2.45 / 3.78 / 4.25 / 2.89 / 3.43, z 4.21 / 5.47 /
         4.88 / 5.72 / 4.58 nm (with the evaluation's defaults: 86.4 / 76.8 / 79.4 / 77.7 / 68.2
-        %, z 3.97 / 5.36 / 4.62 / 5.42 / 4.40 nm); seeds 0 / 1 / 2 / 4 with
-        the denoised frames and those before denoising at a third of the signal (the previous
-        default) 82.3 / 70.9 / 77.5 / 58.1 % (94.3 / 93.1 / 81.4 / 94.1 %), z 4.10 / 5.40 /
-        4.77 / 4.73 nm; the denoised frames alone 80.4 / 70.6 / 76.7 / 54.9 %. Seed 4's
-        pile-ups gain most.
+        %, z 3.97 / 5.36 / 4.62 / 5.42 / 4.40 nm); seeds 0 / 1 / 2 / 4 with the denoised frames
+        and those before denoising at a third of the signal (the previous default) 82.3 / 70.9
+        / 77.5 / 58.1 % (94.3 / 93.1 / 81.4 / 94.1 %), z 4.10 / 5.40 / 4.77 / 4.73 nm; the
+        denoised frames alone 80.4 / 70.6 / 76.7 / 54.9 %. Seed 4's pile-ups gain most.
     saturate : float
         With ``preprocessing.mode="normalize"``, each frame's signal is clipped at this fraction
         of its 99.5th percentile (never below 4 times its noise) before the reconstruction, so
