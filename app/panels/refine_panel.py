@@ -56,6 +56,9 @@ class RefinePanel(StepPanel):
         for p in (self.angles, self.delta, self.shifts, self.residuals):
             p.clear()
         self.residuals.setTitle("Residual per frame")
+        for axis in ("left", "bottom"):
+            self.residuals.showAxis(axis)
+        self.residuals.enableAutoRange()
         if project is None or KEY not in project:
             self.summary.setText("No refinement yet: press Run.")
             return
@@ -92,8 +95,16 @@ class RefinePanel(StepPanel):
         if measured.any():
             self.residuals.plot(frames[measured], res[measured], pen=pen(3), symbol="o", symbolSize=4,
                                 name="residual")
-        else:
+        else:  # a plain note instead of empty axes
             self.residuals.setTitle("No residuals (no features)")
+            for axis in ("left", "bottom"):
+                self.residuals.hideAxis(axis)
+            note = pg.TextItem("No features were followed:\nthe angles and shifts are\nthose of the "
+                               "coarse alignment.", color="#555555", anchor=(0.5, 0.5))
+            self.residuals.addItem(note)
+            note.setPos(0.5, 0.5)
+            self.residuals.disableAutoRange()
+            self.residuals.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self._tracks = None
         if "processed/aligned" in project:
             s = project.read_series("processed/aligned")

@@ -59,6 +59,17 @@ def test_guided_run_from_new_demo_to_export(qtbot, tmp_path: Path) -> None:  # n
             assert "scores" in proj.attrs("processed/denoised")
         # the denoise page shows the paper's quality table, one row per stage tilt
         assert window.panels["denoise"].scores.rowCount() == 5
+        # the refine page says in words when no feature was followed, instead of empty axes
+        import pyqtgraph as pg
+        from rstem_app.panels.refine_panel import KEY
+
+        with Project.open(project_file) as proj:
+            followed = int(proj.attrs(KEY).get("n_features", 0))
+        notes = [i for i in window.panels["refine"].residuals.getPlotItem().items if isinstance(i, pg.TextItem)]
+        if followed == 0:
+            assert len(notes) == 1 and "No features were followed" in notes[0].textItem.toPlainText()
+        else:
+            assert notes == []
         # the exported volume is readable by other viewers, with its voxel size
         with mrcfile.open(Path(tour._tmp.name) / "demo_volume.mrc", permissive=True) as mrc:
             assert mrc.data.shape == volume.data.shape
