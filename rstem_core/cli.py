@@ -181,6 +181,9 @@ def _build_parser() -> _Parser:
     p.add_argument("--line-smooth", type=float, default=14.0, metavar="NM",
                    help="average the volume along its dislocation lines over this Gaussian sigma, nm, before "
                         "looking for centres (default 14; 0: off)")
+    p.add_argument("--split-pileups", type=float, default=3.0, metavar="RATIO",
+                   help="split a spot into one centre per dislocation where it is this many times longer than a "
+                        "typical spot, discounted by its shift between sections (default 3; 0: off)")
     p.add_argument("--centroids-on-volume", action="store_true",
                    help="weigh each centre with the volume itself instead of the volume averaged along its lines")
     p.add_argument("--max-distance", type=float, default=30.0, help="largest paired distance, nm (default 30)")
@@ -387,6 +390,7 @@ def _cmd_evaluate(args: argparse.Namespace, progress: TerminalProgress, cancel: 
                                   noise_floor=args.noise_floor, min_prominence=args.min_prominence,
                                   line_smooth_nm=args.line_smooth,
                                   line_averaged_centroids=not args.centroids_on_volume,
+                                  split_pileups=args.split_pileups,
                                   max_distance_nm=args.max_distance, register=not args.no_register,
                                   denoise_scores=not args.no_denoise_scores)
     except ValueError as exc:

@@ -42,6 +42,7 @@ def find_centres_yz(
     detect: np.ndarray | None = None,
     noise_floor: float = 0.0,
     weigh_detect: bool = False,
+    split_ratio: float = 0.0,
 ) -> Centres:
     """Centres of bright spots in every yz cross-section (x column) of a (z, y, x) volume.
 
@@ -88,6 +89,10 @@ def find_centres_yz(
         Weigh the centroids with ``detect`` (above its threshold) instead of ``volume``. With a
         volume averaged along its lines, the noise that moves a centroid is averaged out along
         the line, while a straight line's middle stays where it was.
+    split_ratio : float
+        Split spots that hold several lines of a pile-up into one centre per line, where a
+        spot's length, discounted by its shift to the neighbouring sections, exceeds this many
+        times the typical spot's (:func:`~.pileups.split_merged_spots`); 0: off.
     """
     from skimage.segmentation import watershed
 
@@ -134,12 +139,18 @@ def find_centres_yz(
         cz, cy, cx = np.asarray(ndi.center_of_mass(w, basins, index), dtype=np.float64).reshape(-1, 3).T
     b = max(int(border_px), 0)
     keep = (total > 0) & (cz >= b) & (cz <= nz - 1 - b) & (cy >= b) & (cy <= ny - 1 - b)
+    cz, cy, section, total = cz[keep], cy[keep], np.round(cx[keep]).astype(int), total[keep]
+    if split_ratio > 0:
+        from .pileups import split_merged_spots, spot_moments
+
+        _, _, czz, cyy, czy = spot_moments(w, basins, n)
+        cz, cy, section, total = split_merged_spots(cz, cy, section, total, czz[keep], cyy[keep], czy[keep],
+                                                    split_ratio)
     z0, y0, _ = _centre_offsets(vol.shape, voxel_nm)
     x0 = (np.asarray(volume).shape[2] - 1) / 2 * voxel_nm
-    xyz = np.stack([np.round(cx[keep]) * max(int(step), 1) * voxel_nm - x0, cy[keep] * voxel_nm - y0,
-                    cz[keep] * voxel_nm - z0], axis=1)
+    xyz = np.stack([section * max(int(step), 1) * voxel_nm - x0, cy * voxel_nm - y0, cz * voxel_nm - z0], axis=1)
     order = np.lexsort((xyz[:, 1], xyz[:, 0]))
-    return Centres(xyz[order], total[keep][order])
+    return Centres(xyz[order], total[order])
 
 
 def section_h_maxima(values: np.ndarray, mask: np.ndarray, h: float, *, width: int = 2048) -> np.ndarray:

@@ -80,11 +80,12 @@ def test_evaluate_stores_the_report_and_prints_json(demo: Path, capsys: pytest.C
         assert proj.log_entries()[-1]["step"] == "evaluate"
         assert json.loads(proj.attrs("evaluation/report")["params"])["line_averaged_centroids"] is True
     assert main(["evaluate", str(demo), "--reference", "truth", "--json", "--no-denoise-scores",
-                 "--centroids-on-volume"]) == 0
+                 "--centroids-on-volume", "--split-pileups", "0"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["completeness"] > 0.6
     with Project.open(demo) as proj:
-        assert json.loads(proj.attrs("evaluation/report")["params"])["line_averaged_centroids"] is False
+        stored_params = json.loads(proj.attrs("evaluation/report")["params"])
+        assert stored_params["line_averaged_centroids"] is False and stored_params["split_pileups"] == 0
 
 
 def test_evaluate_against_a_missing_slow_series_is_one_clear_line(demo: Path) -> None:
@@ -117,8 +118,10 @@ def test_no_centres_are_counted_in_the_sections_next_to_the_faces() -> None:
     vol = np.exp(-((z - 9.5) ** 2 + (y - 14.0) ** 2) / 4.0) + np.exp(-((z - 9.5) ** 2 + (x - 11.0) ** 2) / 4.0)
     voxel = 4.0
     # two lines fill a tenth of this small volume: its 90th percentile is line, not noise, so
-    # the noise floor (which assumes sparse lines) is turned off here
-    params = EvaluationParams(border_px=3, noise_floor=0.0)
+    # the noise floor (which assumes sparse lines) is turned off here; so is the pile-up split,
+    # which needs a typical spot among many and here would split the long spots that the line
+    # along y leaves in the yz sections beside its own
+    params = EvaluationParams(border_px=3, noise_floor=0.0, split_pileups=0.0)
     found = _centres(vol.astype(np.float32), voxel, params)
     limit = {"x": ((nx - 1) / 2 - 3) * voxel, "y": ((ny - 1) / 2 - 3) * voxel}
     assert len(found["x"]) == nx - 6 and len(found["y"]) == ny - 6

@@ -246,3 +246,30 @@ def test_centroids_weighed_with_the_line_average_scatter_less_and_stay_on_the_li
         scatter[weigh] = float(np.sqrt(np.mean((y - 20.3) ** 2 + (z - 11.6) ** 2)))
     assert scatter[True] < 0.5 * scatter[False]
     assert scatter[True] < 0.2  # voxels
+
+
+def test_a_merged_pile_up_is_split_and_single_lines_are_not() -> None:
+    # three parallel lines 4 voxels apart along z, blurred along z as by the missing wedge, merge
+    # into one long spot per section; three single lines and one lying obliquely to the
+    # sections (its spot long too, but moving 1.5 voxels per section) stay as they are
+    shape = (32, 80, 40)
+    singles = [(16.0, 10.0), (8.0, 28.0), (22.0, 45.0)]
+    vol = sum(_line_volume(shape, (z, y, 20), (0, 0, 1)) for z, y in singles)
+    vol = vol + sum(_line_volume(shape, (10.0 + 4.0 * k, 64.0 + 0.3 * k, 20), (0, 0, 1)) for k in range(3))
+    vol = vol + _line_volume(shape, (24, 40, 20), (0, 1.5, 1))
+    vol = ndi.gaussian_filter(vol, (2.0, 0.5, 0.0))
+    found = {}
+    for ratio in (0.0, 3.0):
+        c = find_centres_yz(vol, 1.0, threshold=0.2, min_prominence=0.02, border_px=2, split_ratio=ratio)
+        x, y, z = (c.xyz_nm + np.array([19.5, 39.5, 15.5])).T
+        inner = (x >= 5) & (x <= 34)
+        pile = inner & (y > 58) & (z < 21)
+        found[ratio] = z[pile], x[pile]
+        for zs, ys in singles:
+            assert np.sum(inner & (np.abs(y - ys) < 4) & (np.abs(z - zs) < 5)) == 30  # one per section
+        assert np.sum(inner & (np.abs(z - 24) < 4) & (y < 58) & (np.abs(y - 45) > 3)) == 22  # the oblique line
+    z_off, x_off = found[0.0]
+    assert np.array_equal(np.sort(x_off), np.arange(5, 35))  # merged: one centre per section
+    z_on, x_on = found[3.0]
+    assert np.array_equal(np.sort(x_on), np.repeat(np.arange(5, 35), 2))  # split: two per section
+    assert np.all(np.abs(z_on - 14.0) > 2.5) and np.all(np.abs(z_on - 14.0) < 5.0)  # either side of the middle
