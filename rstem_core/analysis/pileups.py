@@ -19,20 +19,20 @@ NEIGHBOUR_PX = 8.0  # farthest a spot's partner in the next section may lie, vox
 MOST_PER_SPOT = 4
 
 
-def spot_moments(w: np.ndarray, basins: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """Weighted mean (z, y) and covariance (zz, yy, zy) of every basin 1..n of a (z, y, x) label
-    array, in voxels, weighed with ``w`` (basins of zero weight give NaN)."""
-    z, y, _ = np.nonzero(basins)
-    label = basins[z, y, _]
-    ww = w[z, y, _]
-    tot = np.bincount(label, ww, minlength=n + 1)[1:]
+def spot_covariances(w: np.ndarray, basins: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted covariance (zz, yy, zy) of every basin 1..n of a (z, y, x) label array within its
+    section, voxels^2, weighed with ``w`` (basins of zero weight give NaN)."""
+    z, y, x = np.nonzero(basins)
+    label = basins[z, y, x]
+    ww = w[z, y, x]
+    total = np.bincount(label, ww, minlength=n + 1)[1:]
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(label, ww * values, minlength=n + 1)[1:] / total
+
     with np.errstate(invalid="ignore", divide="ignore"):
-        mz = np.bincount(label, ww * z, minlength=n + 1)[1:] / tot
-        my = np.bincount(label, ww * y, minlength=n + 1)[1:] / tot
-        czz = np.bincount(label, ww * z * z, minlength=n + 1)[1:] / tot - mz**2
-        cyy = np.bincount(label, ww * y * y, minlength=n + 1)[1:] / tot - my**2
-        czy = np.bincount(label, ww * z * y, minlength=n + 1)[1:] / tot - mz * my
-    return mz, my, czz, cyy, czy
+        mz, my = mean(z), mean(y)
+        return mean(z * z) - mz**2, mean(y * y) - my**2, mean(z * y) - mz * my
 
 
 def neighbour_shift_sq(z: np.ndarray, y: np.ndarray, section: np.ndarray) -> np.ndarray:

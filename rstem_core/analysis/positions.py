@@ -141,9 +141,9 @@ def find_centres_yz(
     keep = (total > 0) & (cz >= b) & (cz <= nz - 1 - b) & (cy >= b) & (cy <= ny - 1 - b)
     cz, cy, section, total = cz[keep], cy[keep], np.round(cx[keep]).astype(int), total[keep]
     if split_ratio > 0:
-        from .pileups import split_merged_spots, spot_moments
+        from .pileups import split_merged_spots, spot_covariances
 
-        _, _, czz, cyy, czy = spot_moments(w, basins, n)
+        czz, cyy, czy = spot_covariances(w, basins, n)
         cz, cy, section, total = split_merged_spots(cz, cy, section, total, czz[keep], cyy[keep], czy[keep],
                                                     split_ratio)
     z0, y0, _ = _centre_offsets(vol.shape, voxel_nm)
