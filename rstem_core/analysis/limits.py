@@ -1,0 +1,156 @@
+"""What limits the dislocation centres of a synthetic project: one source of error left out at a time.
+
+The evaluation (:func:`~rstem_core.analysis.evaluate.centres_and_threshold` against the true
+crossings) is run on volumes that differ from the step's own in one respect each:
+
+``density``
+    The true line density (``/truth/density``, Gaussian tubes of 12 nm FWHM): what the centre
+    finder itself reaches on a perfect volume.
+``noise_free``
+    The noise-free, undistorted frames (``/truth/rapid_clean_undistorted``) reconstructed with the
+    true angles and drift: the limit of the reconstruction (missing wedge, SIRT's resolution,
+    lines of a pile-up that merge) without noise and without alignment errors.
+``true_geometry``
+    The frames the reconstruction step used (the frames before denoising when it used them)
+    with the true angles and drift in place of the refined ones: what the refinement's errors
+    cost.
+``volume``
+    The step's own volume (``/reconstruction/volume``).
+
+Every reconstruction uses the step's stored parameters and the stored volume's thickness, so the
+volumes share the step's grid.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import RstemError
+from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
+from ..project import Project
+from .evaluate import EvaluationParams, centres_and_threshold, is_synthetic, truth_centres
+from .positions import compare_centres
+
+LIMITS = ("density", "noise_free", "true_geometry", "volume")
+VOLUME = "reconstruction/volume"
+
+
+def score_volume(project: Project, volume: np.ndarray, voxel_nm: float, params: EvaluationParams) -> dict[str, Any]:
+    """The evaluation's scores of ``volume`` (z, y, x; voxel ``voxel_nm`` nm, centred like the
+    step's volumes) against the true crossings: completeness, precision, mean |dG| per axis (nm),
+    the threshold used (fraction of a typical line) and the centre counts."""
+    found, used = centres_and_threshold(volume, voxel_nm, params)
+    ref = truth_centres(project, np.shape(volume), voxel_nm, params.border_px)
+    field = (np.shape(volume)[1] * voxel_nm, np.shape(volume)[2] * voxel_nm)
+    out = compare_centres(found, ref, voxel_nm=voxel_nm, max_distance_nm=params.max_distance_nm,
+                          register=params.register, field_nm=field)
+    return {
+        "completeness": out["completeness"],
+        "precision": out["precision"],
+        "position_error_nm": {k: round(float(v), 3) for k, v in out["position_error_nm"].items()},
+        "threshold_used": round(float(used), 4),
+        "found_centres": out["found_centres"],
+        "reference_centres": out["reference_centres"],
+    }
+
+
+def _step_frames(project: Project) -> tuple[str, bool]:
+    """The series the reconstruction step started from, before any alignment, and whether they
+    are the frames before denoising that it reconstructed in place of the denoised ones."""
+    from ..pipeline import params_from_dict
+    from ..recon.step import ReconstructionParams
+
+    source = str(project.read_volume(VOLUME).metadata.get("source", "/raw/rapid")).lstrip("/")
+    if source == "processed/aligned":  # the truth's drift applies to the frames before alignment
+        source = str(project.read_series(source).metadata.get("aligned_from", "/processed/denoised")).lstrip("/")
+    params = params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
+    if source == "processed/denoised" and params.noisy_share >= 1 and params.preprocessing.mode == "normalize":
+        made_from = str(project.read_series(source).metadata.get("denoise_source", "")).lstrip("/")
+        keys = [made_from] if made_from in project else []
+        return next(k for k in keys + ["processed/corrected", "raw/rapid"] if k in project), True
+    return source, False
+
+
+def _true_geometry_volume(project: Project, frames: np.ndarray, noisy: bool, *,
+                          progress: ProgressFn, cancel: CancelToken | None) -> tuple[np.ndarray, float]:
+    """``frames`` (the rapid series' shape) reconstructed like the step did, with the true angles
+    and drift; ``noisy``: pre-processed as the step pre-processes the frames before denoising."""
+    from ..pipeline import params_from_dict
+    from ..recon.step import ReconstructionParams, reconstruct_series
+
+    stored = project.read_volume(VOLUME)
+    params = params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
+    smooth = params.noisy_smooth_px if noisy and params.noisy_share >= 1 else params.preprocessing.smooth_px
+    params = replace(params, thickness_nm=stored.metadata.get("thickness_nm"), noisy_share=0.0, binning=1,
+                     preprocessing=replace(params.preprocessing, smooth_px=smooth))
+    series = replace(project.read_series("raw/rapid"), frames=frames)
+    data, voxel_nm, *_ = reconstruct_series(series, project.read_array("truth/rapid_angles_deg"),
+                                            project.read_array("truth/rapid_drift_px"), params,
+                                            progress=progress, cancel=cancel)
+    if data.shape != stored.data.shape:
+        raise RstemError(f"the true-geometry volume {data.shape} differs from the step's {stored.data.shape}")
+    return data, voxel_nm
+
+
+def completeness_limits(
+    project: Project,
+    params: EvaluationParams | None = None,
+    *,
+    which: tuple[str, ...] = LIMITS,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Scores of the volumes of :data:`LIMITS` named in ``which`` (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``{name: score_volume(...)}``, plus ``seconds`` per reconstruction made.
+
+    Raises
+    ------
+    RstemError
+        Not a synthetic project, no reconstructed volume yet, or an unknown name.
+    """
+    params = params or EvaluationParams(reference="truth")
+    progress = progress or no_progress
+    unknown = sorted(set(which) - set(LIMITS))
+    if unknown:
+        raise RstemError(f"unknown limit {', '.join(unknown)}; choose from {', '.join(LIMITS)}")
+    if not is_synthetic(project):
+        raise RstemError(f"{project.path.name} holds no truth: the limits need a synthetic project (rstem demo)")
+    if VOLUME not in project:
+        raise RstemError(f"{project.path.name} has no volume yet: run `rstem reconstruct` first")
+    import time
+
+    out: dict[str, dict[str, Any]] = {}
+    stored = project.read_volume(VOLUME)
+    for i, name in enumerate(which):
+        part = sub_progress(progress, i / len(which), (i + 1) / len(which))
+        started = time.perf_counter()
+        if name == "density":
+            data, voxel = project.read_array("truth/density"), float(project.attrs("truth/density")["voxel_size_nm"])
+        elif name == "volume":
+            data, voxel = stored.data, stored.voxel_size_nm
+        elif name == "noise_free":
+            part(0.0, "reconstructing the noise-free frames with the true geometry")
+            data, voxel = _true_geometry_volume(project, project.read_array("truth/rapid_clean_undistorted"),
+                                                False, progress=part, cancel=cancel)
+        else:
+            key, noisy = _step_frames(project)
+            part(0.0, f"reconstructing /{key} with the true geometry")
+            data, voxel = _true_geometry_volume(project, project.read_series(key).frames, noisy,
+                                                progress=part, cancel=cancel)
+        made_s = time.perf_counter() - started
+        if cancel is not None:
+            cancel.check()
+        part(0.9, f"scoring the {name.replace('_', ' ')} volume")
+        out[name] = score_volume(project, np.asarray(data, np.float32), voxel, params)
+        if name in ("noise_free", "true_geometry"):
+            out[name]["seconds"] = round(made_s, 1)
+    progress(1.0, "limits scored")
+    return out
