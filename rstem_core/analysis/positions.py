@@ -533,7 +533,7 @@ def compare_centres(
     register : bool
         First remove the median offset of a coarse pairing (the two volumes' origins need not
         agree: a specimen translation is not an error of the 3D positions); reported as
-        ``offset_nm``. The depth offset is the median over both section families' pairs.
+        ``offset_nm``.
     bins : int
         Bands of y and of x for the mean dz against y and x (paper Fig. 7).
     field_nm : (float, float), optional
@@ -569,7 +569,6 @@ def compare_centres(
 
     if register:
         for _ in range(3):  # alternate: line the sections up, then measure the in-plane offset
-            depth_parts = []
             for a in axes:
                 tries = {k: moved(a, k, 3 * max_distance_nm) for k in range(-3, 4)}
                 most = max(t.dxyz_nm.shape[0] for t in tries.values())
@@ -578,11 +577,11 @@ def compare_centres(
                 d = tries[planes[a]].dxyz_nm
                 if d.shape[0] >= 3:
                     offset[1 if a == "x" else 0] += float(np.median(d[:, 1 if a == "x" else 0]))
-                    depth_parts.append(d[:, 2])
-            # one depth offset from both section families' pairs together: the median of the
-            # pairs of whichever family came last would leave the other family's depth bias
-            if depth_parts:
-                offset[2] += float(np.median(np.concatenate(depth_parts)))
+                    offset[2] += float(np.median(d[:, 2]))
+        for _ in range(2):  # one depth offset for both section families, from their final pairs
+            depths = [moved(a, planes[a], max_distance_nm).dxyz_nm[:, 2] for a in axes]
+            if sum(d.size for d in depths) >= 3:
+                offset[2] += float(np.median(np.concatenate(depths)))
     results = {a: moved(a, planes[a], max_distance_nm) for a in axes}
     ex = results.get("x")
     ey = results.get("y")
