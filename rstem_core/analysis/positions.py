@@ -533,7 +533,7 @@ def compare_centres(
     register : bool
         First remove the median offset of a coarse pairing (the two volumes' origins need not
         agree: a specimen translation is not an error of the 3D positions); reported as
-        ``offset_nm``.
+        ``offset_nm``. Its depth is then set by the median over both section families' pairs.
     bins : int
         Bands of y and of x for the mean dz against y and x (paper Fig. 7).
     field_nm : (float, float), optional
