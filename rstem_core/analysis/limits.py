@@ -18,14 +18,15 @@ crossings) is run on volumes that differ from the step's own in one respect each
     The step's own volume (``/reconstruction/volume``).
 
 Every reconstruction uses the step's stored parameters and the stored volume's thickness, so the
-volumes share the step's grid.
+volumes share the step's grid (the true density shares its x-y grid and holds the slab in z).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
 from .evaluate import EvaluationParams, centres_and_threshold, is_synthetic, truth_centres
 from .positions import compare_centres
+
+if TYPE_CHECKING:
+    from ..recon.step import ReconstructionParams
 
 LIMITS = ("density", "noise_free", "true_geometry", "volume")
 VOLUME = "reconstruction/volume"
@@ -58,16 +62,21 @@ def score_volume(project: Project, volume: np.ndarray, voxel_nm: float, params: 
     }
 
 
-def _step_frames(project: Project) -> tuple[str, bool]:
-    """The series the reconstruction step started from, before any alignment, and whether they
-    are the frames before denoising that it reconstructed in place of the denoised ones."""
+def _stored_params(project: Project) -> ReconstructionParams:
+    """The reconstruction step's stored parameters (imported late: the step module imports much)."""
     from ..pipeline import params_from_dict
     from ..recon.step import ReconstructionParams
 
+    return params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
+
+
+def _step_frames(project: Project) -> tuple[str, bool]:
+    """The series the reconstruction step started from, before any alignment, and whether they
+    are the frames before denoising that it reconstructed in place of the denoised ones."""
     source = str(project.read_volume(VOLUME).metadata.get("source", "/raw/rapid")).lstrip("/")
     if source == "processed/aligned":  # the truth's drift applies to the frames before alignment
         source = str(project.read_series(source).metadata.get("aligned_from", "/processed/denoised")).lstrip("/")
-    params = params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
+    params = _stored_params(project)
     if source == "processed/denoised" and params.noisy_share >= 1 and params.preprocessing.mode == "normalize":
         made_from = str(project.read_series(source).metadata.get("denoise_source", "")).lstrip("/")
         keys = [made_from] if made_from in project else []
@@ -79,11 +88,10 @@ def _true_geometry_volume(project: Project, frames: np.ndarray, noisy: bool, *,
                           progress: ProgressFn, cancel: CancelToken | None) -> tuple[np.ndarray, float]:
     """``frames`` (the rapid series' shape) reconstructed like the step did, with the true angles
     and drift; ``noisy``: pre-processed as the step pre-processes the frames before denoising."""
-    from ..pipeline import params_from_dict
-    from ..recon.step import ReconstructionParams, reconstruct_series
+    from ..recon.step import reconstruct_series
 
     stored = project.read_volume(VOLUME)
-    params = params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
+    params = _stored_params(project)
     smooth = params.noisy_smooth_px if noisy and params.noisy_share >= 1 else params.preprocessing.smooth_px
     params = replace(params, thickness_nm=stored.metadata.get("thickness_nm"), noisy_share=0.0, binning=1,
                      preprocessing=replace(params.preprocessing, smooth_px=smooth))
@@ -125,8 +133,6 @@ def completeness_limits(
         raise RstemError(f"{project.path.name} holds no truth: the limits need a synthetic project (rstem demo)")
     if VOLUME not in project:
         raise RstemError(f"{project.path.name} has no volume yet: run `rstem reconstruct` first")
-    import time
-
     out: dict[str, dict[str, Any]] = {}
     stored = project.read_volume(VOLUME)
     for i, name in enumerate(which):
