@@ -205,6 +205,16 @@ def centres_and_threshold(volume: np.ndarray, voxel_nm: float,
     return inside, used
 
 
+def compare_with_reference(found: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+                           shape: tuple[int, ...], voxel_nm: float, params: EvaluationParams) -> dict[str, Any]:
+    """:func:`~.positions.compare_centres` of the centres found in a (z, y, x) volume of ``shape``
+    with the reference centres, with the evaluation's pairing distance and registration and the
+    volume's field for the bands of y and x."""
+    field = (shape[1] * voxel_nm, shape[2] * voxel_nm)
+    return compare_centres(found, reference, voxel_nm=voxel_nm, max_distance_nm=params.max_distance_nm,
+                           register=params.register, field_nm=field)
+
+
 def inside_faces(points_nm: np.ndarray, shape: tuple[int, ...], voxel_nm: float, border_px: int) -> np.ndarray:
     """Which points (x, y, z nm, origin at the centre of a (z, y, x) volume of ``shape``) lie at
     least ``border_px`` voxels inside its x and y faces, at any depth."""
@@ -365,9 +375,7 @@ def run_evaluation(
                 raise RstemError(f"the slow tomogram ({data.shape}) and the volume ({vol.data.shape}) differ in "
                                  "field or voxel size: reconstruct both from series of the same frame size")
             ref = _centres(data, voxel, params)
-        field = (vol.data.shape[1] * vol.voxel_size_nm, vol.data.shape[2] * vol.voxel_size_nm)
-        positions = compare_centres(found, ref, voxel_nm=vol.voxel_size_nm, max_distance_nm=params.max_distance_nm,
-                                    register=params.register, field_nm=field)
+        positions = compare_with_reference(found, ref, vol.data.shape, vol.voxel_size_nm, params)
         report.update({k: v for k, v in positions.items() if k != "pairs_xyz_nm"})
         report["pairs_xyz_nm"] = positions["pairs_xyz_nm"]
         report["voxel_nm"] = vol.voxel_size_nm

@@ -31,10 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RstemError
+from ..model import Volume
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
-from .evaluate import EvaluationParams, centres_and_threshold, is_synthetic, truth_centres
-from .positions import compare_centres
+from .evaluate import (
+    EvaluationParams,
+    centres_and_threshold,
+    compare_with_reference,
+    is_synthetic,
+    truth_centres,
+)
 
 if TYPE_CHECKING:
     from ..recon.step import ReconstructionParams
@@ -49,9 +55,7 @@ def score_volume(project: Project, volume: np.ndarray, voxel_nm: float, params: 
     the threshold used (fraction of a typical line) and the centre counts."""
     found, used = centres_and_threshold(volume, voxel_nm, params)
     ref = truth_centres(project, np.shape(volume), voxel_nm, params.border_px)
-    field = (np.shape(volume)[1] * voxel_nm, np.shape(volume)[2] * voxel_nm)
-    out = compare_centres(found, ref, voxel_nm=voxel_nm, max_distance_nm=params.max_distance_nm,
-                          register=params.register, field_nm=field)
+    out = compare_with_reference(found, ref, np.shape(volume), voxel_nm, params)
     return {
         "completeness": out["completeness"],
         "precision": out["precision"],
@@ -70,28 +74,32 @@ def _stored_params(project: Project) -> ReconstructionParams:
     return params_from_dict(ReconstructionParams, json.loads(project.attrs(VOLUME).get("params", "{}")))
 
 
-def _step_frames(project: Project) -> tuple[str, bool]:
-    """The series the reconstruction step started from, before any alignment, and whether they
-    are the frames before denoising that it reconstructed in place of the denoised ones."""
-    source = str(project.read_volume(VOLUME).metadata.get("source", "/raw/rapid")).lstrip("/")
-    if source == "processed/aligned":  # the truth's drift applies to the frames before alignment
-        source = str(project.read_series(source).metadata.get("aligned_from", "/processed/denoised")).lstrip("/")
-    params = _stored_params(project)
-    if source == "processed/denoised" and params.noisy_share >= 1 and params.preprocessing.mode == "normalize":
-        made_from = str(project.read_series(source).metadata.get("denoise_source", "")).lstrip("/")
-        keys = [made_from] if made_from in project else []
-        return next(k for k in keys + ["processed/corrected", "raw/rapid"] if k in project), True
-    return source, False
+def _step_frames(project: Project, stored: Volume, params: ReconstructionParams) -> tuple[np.ndarray, bool, str]:
+    """The frames the reconstruction step started from, before any alignment (the truth's drift
+    applies to those), whether they are the frames before denoising that it reconstructed in place
+    of the denoised ones (the step's own rule, :func:`~rstem_core.recon.step.noisy_companion`),
+    and their project key."""
+    from ..recon.step import noisy_companion
+
+    key = str(stored.metadata.get("source", "/raw/rapid")).lstrip("/")
+    if key == "processed/aligned":
+        key = str(project.read_series(key).metadata.get("aligned_from", "/processed/denoised")).lstrip("/")
+    series = project.read_series(key)
+    if params.noisy_share >= 1 and params.preprocessing.mode == "normalize":
+        noisy = noisy_companion(project, key, series)
+        if noisy is not None:
+            return noisy[0], True, noisy[1]
+    return series.frames, False, key
 
 
-def _true_geometry_volume(project: Project, frames: np.ndarray, noisy: bool, *,
-                          progress: ProgressFn, cancel: CancelToken | None) -> tuple[np.ndarray, float]:
-    """``frames`` (the rapid series' shape) reconstructed like the step did, with the true angles
-    and drift; ``noisy``: pre-processed as the step pre-processes the frames before denoising."""
+def _true_geometry_volume(project: Project, frames: np.ndarray, noisy: bool, stored: Volume,
+                          params: ReconstructionParams, *, progress: ProgressFn,
+                          cancel: CancelToken | None) -> tuple[np.ndarray, float]:
+    """``frames`` (the rapid series' shape) reconstructed like the step made ``stored`` with
+    ``params``, with the true angles and drift; ``noisy``: pre-processed as the step pre-processes
+    the frames before denoising."""
     from ..recon.step import reconstruct_series
 
-    stored = project.read_volume(VOLUME)
-    params = _stored_params(project)
     smooth = params.noisy_smooth_px if noisy and params.noisy_share >= 1 else params.preprocessing.smooth_px
     params = replace(params, thickness_nm=stored.metadata.get("thickness_nm"), noisy_share=0.0, binning=1,
                      preprocessing=replace(params.preprocessing, smooth_px=smooth))
@@ -135,6 +143,7 @@ def completeness_limits(
         raise RstemError(f"{project.path.name} has no volume yet: run `rstem reconstruct` first")
     out: dict[str, dict[str, Any]] = {}
     stored = project.read_volume(VOLUME)
+    recon_params = _stored_params(project)
     for i, name in enumerate(which):
         part = sub_progress(progress, i / len(which), (i + 1) / len(which))
         started = time.perf_counter()
@@ -145,11 +154,11 @@ def completeness_limits(
         elif name == "noise_free":
             part(0.0, "reconstructing the noise-free frames with the true geometry")
             data, voxel = _true_geometry_volume(project, project.read_array("truth/rapid_clean_undistorted"),
-                                                False, progress=part, cancel=cancel)
+                                                False, stored, recon_params, progress=part, cancel=cancel)
         else:
-            key, noisy = _step_frames(project)
+            frames, noisy, key = _step_frames(project, stored, recon_params)
             part(0.0, f"reconstructing /{key} with the true geometry")
-            data, voxel = _true_geometry_volume(project, project.read_series(key).frames, noisy,
+            data, voxel = _true_geometry_volume(project, frames, noisy, stored, recon_params,
                                                 progress=part, cancel=cancel)
         made_s = time.perf_counter() - started
         if cancel is not None:
