@@ -245,6 +245,44 @@ def _device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def refine_frames(
+    frames: np.ndarray,
+    series: TiltSeries,
+    params: RefineParams,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> AlignmentResult:
+    """Refine ``frames`` (the shape of ``series``) with the step's parameters, storing nothing.
+
+    ``series`` gives the nominal angles, the timestamps, the line time and the pixel size; the
+    frames may be any version of it (the step passes the denoiser's plain output; the angle
+    limits (:mod:`rstem_core.analysis.angle_limits`) pass noise-free or undenoised frames).
+
+    Raises
+    ------
+    ValueError
+        From :func:`~rstem_core.align.refine_alignment` (too few usable frames, angles not monotone).
+    """
+    thickness_px = None if params.thickness_nm is None else params.thickness_nm / series.pixel_size_nm
+    return refine_alignment(
+        frames, series.angles_deg,
+        timestamps_s=series.timestamps_s, line_time_s=series.line_time_s,
+        contrast=params.contrast, method=params.method, estimate_axis=params.find_tilt_axis,
+        axis_search_deg=params.axis_search_deg,
+        fit_tilt_axis=params.fit_tilt_axis,
+        smooth_deg_s2=params.angle_acceleration_deg_s2 if params.smooth_angles else None,
+        nominal_sd_deg=params.nominal_angle_sd_deg,
+        smooth_shifts_px_s2=params.drift_acceleration_px_s2 if series.timestamps_s is not None else None,
+        min_correlation=params.min_correlation,
+        thickness_px=thickness_px,
+        binning=params.binning or None, rounds=params.rounds, polish_rounds=params.polish_rounds,
+        max_features=params.max_features,
+        min_features=params.min_features, device=_device(params.device),
+        progress=progress, cancel=cancel,
+    )
+
+
 def run_refinement(
     project: Project,
     params: RefineParams | None = None,
@@ -276,22 +314,7 @@ def run_refinement(
     px = series.pixel_size_nm
     frames, plain_note = plain_network_output(series)
     try:
-        result = refine_alignment(
-            frames, series.angles_deg,
-            timestamps_s=series.timestamps_s, line_time_s=series.line_time_s,
-            contrast=params.contrast, method=params.method, estimate_axis=params.find_tilt_axis,
-            axis_search_deg=params.axis_search_deg,
-            fit_tilt_axis=params.fit_tilt_axis,
-            smooth_deg_s2=params.angle_acceleration_deg_s2 if params.smooth_angles else None,
-            nominal_sd_deg=params.nominal_angle_sd_deg,
-            smooth_shifts_px_s2=params.drift_acceleration_px_s2 if series.timestamps_s is not None else None,
-            min_correlation=params.min_correlation,
-            thickness_px=None if params.thickness_nm is None else params.thickness_nm / px,
-            binning=params.binning or None, rounds=params.rounds, polish_rounds=params.polish_rounds,
-            max_features=params.max_features,
-            min_features=params.min_features, device=_device(params.device),
-            progress=sub_progress(progress, 0.0, 0.9), cancel=cancel,
-        )
+        result = refine_frames(frames, series, params, progress=sub_progress(progress, 0.0, 0.9), cancel=cancel)
     except ValueError as exc:
         raise RstemError(f"{project.path.name} /{key}: {exc}") from None
     if not np.all(np.diff(result.angles_deg) > 0) and not np.all(np.diff(result.angles_deg) < 0):

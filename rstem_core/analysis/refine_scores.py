@@ -50,7 +50,7 @@ def angle_rms_deg(project: Project) -> float:
     if refined.shape != true.shape:
         raise RstemError(f"{refined.size} refined angles but {true.size} true ones")
     keep = _scored(project, true.size)
-    return float(np.sqrt(np.mean((refined[keep] - true[keep]) ** 2)))
+    return _rms(refined[keep] - true[keep])
 
 
 def round_angle_rms_deg(project: Project) -> list[float]:
@@ -62,7 +62,7 @@ def round_angle_rms_deg(project: Project) -> list[float]:
     rounds = project.read_array(f"{ALIGNMENT}/round_angles_deg")
     true = project.read_array("truth/rapid_angles_deg")
     keep = _scored(project, true.size)
-    return [float(np.sqrt(np.mean((a[keep] - true[keep]) ** 2))) for a in rounds]
+    return [_rms(a[keep] - true[keep]) for a in rounds]
 
 
 def angle_errors_deg(project: Project) -> tuple[float, float]:
@@ -85,8 +85,7 @@ def angle_errors_deg(project: Project) -> tuple[float, float]:
     true = project.read_array("truth/rapid_angles_deg")
     keep = _scored(project, true.size)
     e = refined[keep] - true[keep]
-    offset = float(np.mean(e))
-    return offset, float(np.sqrt(np.mean((e - offset) ** 2)))
+    return float(np.mean(e)), _rms(e - np.mean(e))
 
 
 def angle_sd_rms_deg(project: Project) -> float:
@@ -141,5 +140,52 @@ def shift_rms_px(project: Project) -> float:
     if refined.shape != true.shape:
         raise RstemError(f"{refined.shape[0]} refined shifts but {true.shape[0]} true ones")
     keep = _scored(project, angles.size)
-    err = shift_errors_px(refined[keep], true[keep], angles[keep])
-    return float(np.sqrt(np.mean(np.sum(err**2, axis=1))))
+    return _rms(shift_errors_px(refined[keep], true[keep], angles[keep]))
+
+
+def geometry_scores(project: Project, angles_deg: np.ndarray, shifts_px: np.ndarray,
+                    excluded: np.ndarray | None = None) -> dict[str, float]:
+    """Any refined geometry of the rapid series scored against the truth like the stored one.
+
+    Parameters
+    ----------
+    project : Project
+        A synthetic project.
+    angles_deg : ndarray, shape (n,)
+        Refined frame angles, degrees.
+    shifts_px : ndarray, shape (n, 2)
+        Refined (dy, dx) shifts, pixels.
+    excluded : ndarray of bool, shape (n,), optional
+        Frames left out of the scores (excluded from the refinement).
+
+    Returns
+    -------
+    dict
+        ``angle_rms_deg`` (nothing removed), ``angle_offset_deg`` (the common offset),
+        ``angle_rms_about_offset_deg`` and ``shift_rms_px`` (specimen translation removed).
+
+    Raises
+    ------
+    RstemError
+        No truth, or arrays that do not fit the series.
+    """
+    _require(project, "truth/rapid_angles_deg", "truth/rapid_drift_px")
+    true = project.read_array("truth/rapid_angles_deg")
+    drift = project.read_array("truth/rapid_drift_px")
+    angles, shifts = np.asarray(angles_deg, dtype=np.float64), np.asarray(shifts_px, dtype=np.float64)
+    if angles.shape != true.shape or shifts.shape != drift.shape:
+        raise RstemError(f"{angles.size} angles and {shifts.shape[0]} shifts for a series of {true.size} frames")
+    keep = np.ones(true.size, dtype=bool) if excluded is None else ~np.asarray(excluded, dtype=bool)
+    e = angles[keep] - true[keep]
+    return {
+        "angle_rms_deg": _rms(e),
+        "angle_offset_deg": float(np.mean(e)),
+        "angle_rms_about_offset_deg": _rms(e - np.mean(e)),
+        "shift_rms_px": _rms(shift_errors_px(shifts[keep], drift[keep], true[keep])),
+    }
+
+
+def _rms(errors: np.ndarray) -> float:
+    """Root mean square of an (n,) array, or of the vector lengths of an (n, 2) one."""
+    e = np.asarray(errors, dtype=np.float64)
+    return float(np.sqrt(np.mean(e**2 if e.ndim == 1 else np.sum(e**2, axis=1))))
