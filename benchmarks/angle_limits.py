@@ -18,9 +18,9 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from rstem_core import pipeline
+from limits import add_project_options, ready_project, say
+
 from rstem_core.analysis.angle_limits import ANGLE_LIMITS, angle_limits
 from rstem_core.analysis.refine_scores import nominal_angle_rms_deg
 from rstem_core.project import Project
@@ -28,28 +28,12 @@ from rstem_core.project import Project
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, help="a synthetic project whose pipeline has run (refine at least)")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--frames", type=int, default=71)
-    parser.add_argument("--seed", type=int, default=0)
+    add_project_options(parser, "refine")
     parser.add_argument("--only", nargs="+", choices=ANGLE_LIMITS, default=list(ANGLE_LIMITS))
     args = parser.parse_args()
-
-    def say(fraction: float, message: str) -> None:
-        print(f"\r{100 * fraction:5.1f} % {message[:100]:<100}", end="", file=sys.stderr, flush=True)
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.project
-        if path is None:
-            from rstem_core.simulate import SimulationConfig, write_demo_project
-
-            path = Path(tmp) / "demo.h5"
-            write_demo_project(path, SimulationConfig.scaled(size=args.size, frames=args.frames, seed=args.seed),
-                               progress=say)
-            with Project.open(path, "a") as proj:
-                pipeline.run_pipeline(proj, until="calibrate", progress=say)
-                pipeline.run_pipeline(proj, start="denoise", until="refine", progress=say)
+        path = ready_project(args, tmp, "refine")
         with Project.open(path) as proj:
             scores = angle_limits(proj, which=tuple(args.only), progress=say)
             seed = proj.attrs("truth").get("seed")

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import RstemError
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
-from .evaluate import is_synthetic
+from .limits import check_request
 from .refine_scores import geometry_scores
 
 ANGLE_LIMITS = ("noise_free", "noise_free_corrected", "before_denoising", "refined")
@@ -91,11 +91,7 @@ def angle_limits(
     from ..refine_step import RefineParams, refine_frames
 
     progress = progress or no_progress
-    unknown = sorted(set(which) - set(ANGLE_LIMITS))
-    if unknown:
-        raise RstemError(f"unknown limit {', '.join(unknown)}; choose from {', '.join(ANGLE_LIMITS)}")
-    if not is_synthetic(project):
-        raise RstemError(f"{project.path.name} holds no truth: the limits need a synthetic project (rstem demo)")
+    check_request(project, which, ANGLE_LIMITS)
     if f"{ALIGNMENT}/angles_deg" not in project:
         raise RstemError(f"{project.path.name} has no refinement yet: run `rstem refine` first")
     attrs = project.attrs(ALIGNMENT)

@@ -66,6 +66,15 @@ def score_volume(project: Project, volume: np.ndarray, voxel_nm: float, params: 
     }
 
 
+def check_request(project: Project, which: tuple[str, ...], known: tuple[str, ...]) -> None:
+    """Raise :class:`RstemError` for a name of ``which`` not in ``known`` or a project without truth."""
+    unknown = sorted(set(which) - set(known))
+    if unknown:
+        raise RstemError(f"unknown limit {', '.join(unknown)}; choose from {', '.join(known)}")
+    if not is_synthetic(project):
+        raise RstemError(f"{project.path.name} holds no truth: the limits need a synthetic project (rstem demo)")
+
+
 def _stored_params(project: Project) -> ReconstructionParams:
     """The reconstruction step's stored parameters (imported late: the step module imports much)."""
     from ..pipeline import params_from_dict
@@ -134,11 +143,7 @@ def completeness_limits(
     """
     params = params or EvaluationParams(reference="truth")
     progress = progress or no_progress
-    unknown = sorted(set(which) - set(LIMITS))
-    if unknown:
-        raise RstemError(f"unknown limit {', '.join(unknown)}; choose from {', '.join(LIMITS)}")
-    if not is_synthetic(project):
-        raise RstemError(f"{project.path.name} holds no truth: the limits need a synthetic project (rstem demo)")
+    check_request(project, which, LIMITS)
     if VOLUME not in project:
         raise RstemError(f"{project.path.name} has no volume yet: run `rstem reconstruct` first")
     out: dict[str, dict[str, Any]] = {}
