@@ -30,24 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from ..align.refine import FLAG_EXCLUDED
 from ..errors import RstemError
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from ..project import Project
 from .limits import check_request
-from .refine_scores import geometry_scores
+from .refine_scores import geometry_scores, stored_geometry_scores
 
 ANGLE_LIMITS = ("noise_free", "noise_free_corrected", "before_denoising", "refined")
 ALIGNMENT = "processed/alignment"
 DENOISED = "processed/denoised"
-
-
-def _frames_before_denoising(project: Project) -> str:
-    """Key of the series the denoiser read (its record), else the most processed undenoised one."""
-    if DENOISED in project:
-        made_from = str(project.read_series(DENOISED).metadata.get("denoise_source", "")).lstrip("/")
-        if made_from and made_from in project:
-            return made_from
-    return "processed/corrected" if "processed/corrected" in project else "raw/rapid"
 
 
 def _frames(project: Project, name: str) -> tuple[np.ndarray | None, str]:
@@ -61,7 +53,13 @@ def _frames(project: Project, name: str) -> tuple[np.ndarray | None, str]:
 
         dmap = DistortionMap.read_group(project.h5["calibration/distortion_map"])
         return dmap.correct(project.read_array("truth/rapid_clean")), "/truth/rapid_clean, distortion-corrected"
-    key = _frames_before_denoising(project)
+    from ..recon.step import noisy_companion
+
+    if DENOISED in project:
+        noisy = noisy_companion(project, DENOISED, project.read_series(DENOISED))
+        if noisy is not None:
+            return noisy[0], "/" + noisy[1]
+    key = "processed/corrected" if "processed/corrected" in project else "raw/rapid"
     return project.read_series(key).frames, "/" + key
 
 
@@ -101,10 +99,8 @@ def angle_limits(
     for i, name in enumerate(which):
         part = sub_progress(progress, i / len(which), (i + 1) / len(which))
         if name == "refined":
-            flags = project.read_array(f"{ALIGNMENT}/flags")
-            out[name] = {**geometry_scores(project, project.read_array(f"{ALIGNMENT}/angles_deg"),
-                                           project.read_array(f"{ALIGNMENT}/shifts_px"), (flags & 1) > 0),
-                         "frames": str(attrs.get("source", "")), "method": str(attrs.get("method", ""))}
+            out[name] = {**stored_geometry_scores(project), "frames": str(attrs.get("source", "")),
+                         "method": str(attrs.get("method", ""))}
             continue
         frames, what = _frames(project, name)
         if frames is None:
@@ -116,7 +112,8 @@ def angle_limits(
             result = refine_frames(np.asarray(frames, np.float32), series, params, progress=part, cancel=cancel)
         except ValueError as exc:
             raise RstemError(f"{project.path.name} {what}: {exc}") from None
-        out[name] = {**geometry_scores(project, result.angles_deg, result.shifts_px, (result.flags & 1) > 0),
+        out[name] = {**geometry_scores(project, result.angles_deg, result.shifts_px,
+                                       (result.flags & FLAG_EXCLUDED) > 0),
                      "frames": what, "method": result.method, "features": int(result.n_features),
                      "seconds": round(time.perf_counter() - started, 1)}
     progress(1.0, "angle limits scored")

@@ -185,6 +185,20 @@ def geometry_scores(project: Project, angles_deg: np.ndarray, shifts_px: np.ndar
     }
 
 
+def stored_geometry_scores(project: Project) -> dict[str, float]:
+    """:func:`geometry_scores` of the stored refinement (its excluded frames left out).
+
+    Raises
+    ------
+    RstemError
+        The project has no refinement or no truth.
+    """
+    _require(project, f"{ALIGNMENT}/angles_deg", f"{ALIGNMENT}/shifts_px")
+    angles = project.read_array(f"{ALIGNMENT}/angles_deg")
+    return geometry_scores(project, angles, project.read_array(f"{ALIGNMENT}/shifts_px"),
+                           ~_scored(project, angles.size))
+
+
 def _rms(errors: np.ndarray) -> float:
     """Root mean square of an (n,) array, or of the vector lengths of an (n, 2) one."""
     e = np.asarray(errors, dtype=np.float64)
