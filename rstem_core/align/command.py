@@ -36,9 +36,9 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also refine a small remaining tilt-axis rotation (deg) in the least squares")
     parser.add_argument("--no-smooth", action="store_true",
                         help="leave every frame's angle free instead of a smooth angle-against-time curve")
-    parser.add_argument("--acceleration", type=float, default=10.0, metavar="DEG_S2",
+    parser.add_argument("--acceleration", type=float, default=5.0, metavar="DEG_S2",
                         help="expected goniometer angular acceleration in deg/s^2 (deg per frame^2 without "
-                             "timestamps); larger lets the angles follow the data more freely (default 10)")
+                             "timestamps); larger lets the angles follow the data more freely (default 5)")
     parser.add_argument("--angle-sd", type=float, default=1.0, metavar="DEG",
                         help="expected error of the nominal angles in degrees: every angle is pulled towards "
                              "its nominal value with this tolerance; larger trusts the images more (default 1)")
@@ -54,6 +54,9 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=8, help="feature-refinement rounds (default 8)")
     parser.add_argument("--polish-rounds", type=int, default=4,
                         help="projection-matching rounds of the shifts after the features (default 4; 0: none)")
+    parser.add_argument("--one-volume", action="store_true",
+                        help="measure every frame against one volume of all frames, instead of each half "
+                             "(even, odd frames) against the other half's volume (faster, less robust to noise)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -87,7 +90,8 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
             smooth_angles=not args.no_smooth, angle_acceleration_deg_s2=args.acceleration,
             nominal_angle_sd_deg=args.angle_sd,
             drift_acceleration_px_s2=None if args.free_shifts else args.drift_acceleration, thickness_nm=args.thickness,
-            binning=args.binning, rounds=args.rounds, polish_rounds=args.polish_rounds, device=args.device,
+            binning=args.binning, rounds=args.rounds, polish_rounds=args.polish_rounds,
+            split_halves=not args.one_volume, device=args.device,
         )
     except ValueError as exc:
         raise _usage_error(str(exc)) from None

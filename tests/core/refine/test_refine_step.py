@@ -174,6 +174,11 @@ def test_cli_refine_reports_source_method_and_flags(quick_demo: Path, tmp_path: 
     assert main(["refine", str(path), "--method", "coarse", "--no-find-axis"]) == 0
     text = capsys.readouterr().out
     assert "source: /raw/rapid" in text and "method: coarse" in text and "angles:" in text
+    with Project.open(path) as proj:
+        assert json.loads(proj.attrs(OUTPUT)["params"])["split_halves"] is True  # the default
+    assert main(["refine", str(path), "--method", "coarse", "--no-find-axis", "--one-volume"]) == 0
+    with Project.open(path) as proj:
+        assert json.loads(proj.attrs(OUTPUT)["params"])["split_halves"] is False
     assert main(["refine", str(path), "--acceleration", "-1"]) == 2
 
 
