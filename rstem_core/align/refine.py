@@ -64,6 +64,7 @@ from .signal import (
 METHODS = ("auto", "features", "projection", "coarse")
 _TALL_FEATURES = True
 _ANCHOR_FRAMES = 1
+_MIN_HALF_FRAMES = 5  # fewest frames in each half of cross-checked feature rounds
 
 #: bits of :attr:`AlignmentResult.flags`
 FLAG_EXCLUDED = 1
@@ -377,6 +378,9 @@ def refine_alignment(
     residuals = np.full(n, np.nan)
     weak = np.zeros(n, dtype=bool)
     n_kept = 0
+    if split_halves and usable.sum() < _MIN_HALF_FRAMES * 2:
+        split_halves = False
+        notes.append(f"{int(usable.sum())} usable frames: too few to split into halves, one volume per round")
     if method in ("auto", "features"):
         outcome = _feature_rounds(
             small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth_deg_s2,

@@ -13,6 +13,8 @@ from rstem_core.align.refine import frame_halves
 from rstem_core.project import Project
 from rstem_core.refine_step import RefineParams
 
+from .conftest import phantom_series
+
 
 def test_halves_split_the_usable_frames_and_share_only_the_end_frames() -> None:
     usable = np.ones(11, dtype=bool)
@@ -87,3 +89,10 @@ def test_cross_checked_rounds_follow_noise_free_frames_as_well(noise_free) -> No
     # quick demo, noise-free, 3 rounds: nominal 0.71 deg, one volume 0.14, the halves 0.15
     assert errors[True] < 0.4 * nominal
     assert errors[True] < errors[False] + 0.1
+
+
+def test_a_short_series_is_refined_with_one_volume_and_says_so() -> None:
+    frames, angles, _ = phantom_series(n=9, size=48, nz=16, blobs=25)
+    result = refine_alignment(frames, angles + 0.3, rounds=1, split_halves=True, estimate_axis=False)
+    assert any("9 usable frames: too few to split into halves" in note for note in result.notes)
+    assert result.angles_deg.shape == (9,) and np.all(np.isfinite(result.angles_deg))
