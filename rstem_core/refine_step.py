@@ -153,13 +153,13 @@ class RefineParams:
         from the odd frames, and measures each volume's features only in the other half's frames
         (the first and last frame, which fix the angles' common offset, in both). A volume made
         of the very frames it is measured on confirms their noise: the rounds then settle where
-        the noise put them. Twice the reconstruction work of a round (refinement about 150 s
-        instead of 100 s on 2 cores at the default size). Default-size synthetic series, seeds
-        0-5 (pipeline projects, denoised frames), acceleration 10 deg/s^2: angles 0.134 / 0.199 /
-        0.264 / 0.319 / 0.164 / 0.178 deg RMS, shifts 0.16 / 0.22 / 0.26 / 0.26 / 0.37 / 0.64
-        px; without the split 0.097 / 0.231 / 0.221 / 0.705 / 0.424 / 0.188 deg, 0.18 / 0.29 /
-        0.35 / 0.42 / 0.53 / 0.76 px. The defaults (split, 5 deg/s^2): 0.092 / 0.185 / 0.129 /
-        0.265 / 0.232 / 0.149 deg, 0.18 / 0.22 / 0.35 / 0.25 / 0.37 / 0.53 px.
+        the noise put them. Twice the reconstruction work of a round (the default-size
+        refinement of seed 4 takes 105 s instead of 78 s alone on 2 cores). Default-size
+        synthetic series, seeds 0-5 (pipeline projects, denoised frames), at 5 deg/s^2: angles
+        0.092 / 0.185 / 0.129 / 0.265 / 0.232 / 0.149 deg RMS, shifts 0.18 / 0.22 / 0.35 / 0.25
+        / 0.37 / 0.53 px; one volume 0.151 / 0.261 / 0.184 / 0.472 / 0.290 / 0.145 deg, 0.15 /
+        0.31 / 0.42 / 0.39 / 0.44 / 0.79 px. At 10 deg/s^2: the halves 0.134 / 0.199 / 0.264 /
+        0.319 / 0.164 / 0.178 deg, one volume 0.097 / 0.231 / 0.221 / 0.705 / 0.424 / 0.188 deg.
     device : str
         ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``, for the reconstructions.
     """
