@@ -24,7 +24,7 @@ own pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -588,13 +588,13 @@ def _joined(parts: list[Tracks]) -> Tracks:
     """Tracks of several feature sets side by side (the same frames)."""
     if len(parts) == 1:
         return parts[0]
-    return Tracks(*(np.concatenate([getattr(t, f) for t in parts], axis=1)
-                    for f in ("positions_px", "information", "score", "valid")))
+    return Tracks(**{f.name: np.concatenate([getattr(t, f.name) for t in parts], axis=1)
+                     for f in fields(Tracks)})
 
 
 def _only(tracks: Tracks, keep: np.ndarray) -> Tracks:
     """The same tracks with only the measurements where ``keep`` (n, m) is true left valid."""
-    return Tracks(tracks.positions_px, tracks.information, tracks.score, tracks.valid & keep)
+    return replace(tracks, valid=tracks.valid & keep)
 
 
 def _predict(points, angles, shifts, shape, axis, timing, usable):
