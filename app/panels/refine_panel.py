@@ -136,4 +136,5 @@ class RefinePanel(StepPanel):
         self._track_marks.setData((pts[:, 1] + 0.5) * px, (pts[:, 0] + 0.5) * px)
 
     def quick_params(self, name: str, params: Any) -> Any:
-        return replace_fields(params, rounds=1, polish_rounds=0, max_features=150, split_halves=False)
+        return replace_fields(params, rounds=1, polish_rounds=0, max_features=150, split_halves=False,
+                              bootstrap_resamples=0)

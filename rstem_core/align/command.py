@@ -57,6 +57,10 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one-volume", action="store_true",
                         help="measure every frame against one volume of all frames, instead of each half "
                              "(even, odd frames) against the other half's volume (faster, less robust to noise)")
+    parser.add_argument("--bootstrap", type=int, default=8, metavar="N",
+                        help="feature resamples of the last round: its angles and shifts averaged over them "
+                             "and the angles' standard deviations taken from their spread (default 8; 0: one "
+                             "solution)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -91,7 +95,7 @@ def cmd_refine(args: argparse.Namespace, progress: Any, cancel: Any) -> int:
             nominal_angle_sd_deg=args.angle_sd,
             drift_acceleration_px_s2=None if args.free_shifts else args.drift_acceleration, thickness_nm=args.thickness,
             binning=args.binning, rounds=args.rounds, polish_rounds=args.polish_rounds,
-            split_halves=not args.one_volume, device=args.device,
+            split_halves=not args.one_volume, bootstrap_resamples=args.bootstrap, device=args.device,
         )
     except ValueError as exc:
         raise _usage_error(str(exc)) from None

@@ -43,6 +43,7 @@ from ._tall import (
 from .axis import estimate_tilt_axis, rotate_frames
 from .bundle import (
     FrameTiming,
+    bootstrap_adjust,
     bundle_adjust,
     interpolation_weights,
     next_usable,
@@ -235,6 +236,7 @@ def refine_alignment(
     max_features: int = 600,
     min_features: int = 12,
     split_halves: bool = False,
+    bootstrap: int = 0,
     min_correlation: float = 0.2,
     device: str = "cpu",
     progress: ProgressFn | None = None,
@@ -293,6 +295,11 @@ def refine_alignment(
         frames, each volume's features measured only in the other half's frames (the end frames
         in both), so that no frame's noise is confirmed by a volume it helped to make. Twice the
         reconstruction work per round.
+    bootstrap : int
+        Feature resamples of the last round's solution (:func:`~.bundle.bootstrap_adjust`): the
+        angles and shifts become their means and the angles' standard deviations their spread,
+        which counts the errors that follow a feature through the series. 0: one solution, with
+        the standard deviations of its curvature.
     min_correlation : float
         Projection matching is trusted only when the frames' median correlation with their
         held-out re-projections reaches this; below it the frames are too noisy to tell their
@@ -386,7 +393,7 @@ def refine_alignment(
             small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth_deg_s2,
             fit_tilt_axis, rounds, max_features, device, sub_progress(progress, 0.35, 0.95), cancel,
             shift_smooth=None if smooth_shifts_px_s2 is None else smooth_shifts_px_s2 / b,
-            nominal_sd=nominal_sd_deg, split_halves=split_halves,
+            nominal_sd=nominal_sd_deg, split_halves=split_halves, bootstrap=bootstrap,
         )
         n_kept = outcome["kept"]
         d = np.diff(outcome["angles"][usable])
@@ -463,7 +470,8 @@ def refine_alignment(
         # binned (row, col) of the turned frames -> full pixels of the aligned frames
         tracks = (tracks_binned - shifts[:, None, :]) * b + (b - 1) / 2
     if angle_sd is not None and np.isfinite(angle_sd[usable]).any():
-        notes.append(f"angles known to {np.nanmedian(angle_sd[usable]):.2f} deg (median standard deviation; "
+        spread = f" over {bootstrap} feature resamples" if bootstrap >= 2 else ""
+        notes.append(f"angles known to {np.nanmedian(angle_sd[usable]):.2f} deg (median standard deviation{spread}; "
                      f"largest {np.nanmax(angle_sd[usable]):.2f} deg) relative to the end frames' readings")
     change = last_round_change_deg(round_angles, usable)
     if change is not None:
@@ -484,13 +492,17 @@ def last_round_change_deg(round_angles_deg: np.ndarray | None, usable: np.ndarra
 
 def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing, contrast, smooth, fit_axis,
                     rounds, max_features, device, progress, cancel, model_snr: float = 6.0,
-                    shift_smooth: float | None = None, nominal_sd: float = 1.0, split_halves: bool = False) -> dict:
+                    shift_smooth: float | None = None, nominal_sd: float = 1.0, split_halves: bool = False,
+                    bootstrap: int = 0) -> dict:
     """Rounds of reconstruct / detect / measure / solve on the binned signal.
 
     With ``split_halves`` every round reconstructs two volumes, one from each half of the frames
     (even and odd), and measures each volume's features only in the other half's frames (see
     :func:`frame_halves`): no frame is then measured against a volume that its own noise helped
     to make, which otherwise confirms that noise round after round.
+
+    With ``bootstrap`` (2 or more) the last round's solution is replaced by its mean over that
+    many feature resamples, and its standard deviations by theirs (:func:`~.bundle.bootstrap_adjust`).
     """
     n, rows, cols = small.shape
     angles, shifts = angles.copy(), shifts.copy()
@@ -536,12 +548,15 @@ def _feature_rounds(small, angles, shifts, nominal, usable, nz, nz_slab, timing,
             found.append((_only(followed, seen[:, None] & (shown.score >= model_snr)), points))
         tracks = _joined([t for t, _ in found])
         points = np.concatenate([p for _, p in found])
-        result = bundle_adjust(
-            tracks, angles, shifts, points, (rows, cols), nominal_angles_deg=nominal, usable=usable,
-            timing=timing, smooth_deg_s2=smooth, fit_tilt_axis=fit_axis, tilt_axis_deg=axis,
-            point_sigma_px=3.0, smooth_shifts_px_s2=shift_smooth, anchor_frames=_ANCHOR_FRAMES,
-            nominal_sigma_deg=nominal_sd, uncertainty=k == max(1, rounds) - 1,
-        )
+        last = k == max(1, rounds) - 1
+        options = dict(nominal_angles_deg=nominal, usable=usable, timing=timing, smooth_deg_s2=smooth,
+                       fit_tilt_axis=fit_axis, tilt_axis_deg=axis, point_sigma_px=3.0,
+                       smooth_shifts_px_s2=shift_smooth, anchor_frames=_ANCHOR_FRAMES, nominal_sigma_deg=nominal_sd)
+        result = bundle_adjust(tracks, angles, shifts, points, (rows, cols), uncertainty=last and bootstrap < 2,
+                               **options)
+        if last and bootstrap >= 2:
+            result = bootstrap_adjust(tracks, result, (rows, cols), resamples=bootstrap, cancel=cancel,
+                                      progress=sub_progress(progress, (k + 0.5) / rounds, (k + 1) / rounds), **options)
         angles, shifts, axis = result.angles_deg.copy(), result.shifts_px.copy(), result.tilt_axis_deg
         history.append(angles.copy())
         kept = int(result.kept_features.sum())
