@@ -57,9 +57,9 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one-volume", action="store_true",
                         help="measure every frame against one volume of all frames, instead of each half "
                              "(even, odd frames) against the other half's volume (faster, less robust to noise)")
-    parser.add_argument("--bootstrap", type=int, default=8, metavar="N",
+    parser.add_argument("--bootstrap", type=int, default=16, metavar="N",
                         help="feature resamples of the last round: its angles and shifts averaged over them "
-                             "and the angles' standard deviations taken from their spread (default 8; 0: one "
+                             "and the angles' standard deviations taken from their spread (default 16; 0: one "
                              "solution)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")

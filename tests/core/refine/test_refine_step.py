@@ -176,7 +176,7 @@ def test_cli_refine_reports_source_method_and_flags(quick_demo: Path, tmp_path: 
     assert "source: /raw/rapid" in text and "method: coarse" in text and "angles:" in text
     with Project.open(path) as proj:
         params = json.loads(proj.attrs(OUTPUT)["params"])
-        assert params["split_halves"] is True and params["bootstrap_resamples"] == 8  # the defaults
+        assert params["split_halves"] is True and params["bootstrap_resamples"] == 16  # the defaults
     assert main(["refine", str(path), "--method", "coarse", "--no-find-axis", "--one-volume", "--bootstrap", "0"]) == 0
     with Project.open(path) as proj:
         params = json.loads(proj.attrs(OUTPUT)["params"])
@@ -205,7 +205,7 @@ def test_denoised_frames_without_persistent_structure_are_not_trusted_for_the_ge
         assert proj.attrs(OUTPUT)["source"] == "/processed/corrected"
         assert any("refined on /processed/corrected" in n for n in notes)
         # the angles' standard deviations come from the feature resamples
-        assert any("over 8 feature resamples" in n for n in notes)
+        assert any("over 16 feature resamples" in n for n in notes)
         assert np.all(np.isfinite(proj.read_array(f"{OUTPUT}/angle_sd_deg")))
         assert proj.read_series(ALIGNED).metadata["aligned_from"] == "/processed/denoised"
         assert angle_rms_deg(proj) < 0.5 * nominal_angle_rms_deg(proj)
