@@ -48,14 +48,19 @@ def _seen(points, true, shifts, timing=None):
     return pred
 
 
+def _round_tracks(positions: np.ndarray, sigma_px: float) -> Tracks:
+    """Every measurement valid and known to ``sigma_px`` in both directions."""
+    shape = positions.shape[:2]
+    return Tracks(positions, np.tile(np.eye(2) / sigma_px**2, (*shape, 1, 1)), np.ones(shape), np.ones(shape, dtype=bool))
+
+
 def test_recovers_angles_and_shifts_from_point_tracks() -> None:
     rng = np.random.default_rng(1)
     nominal, true, shifts = _geometry(rng)
     pts = _points(rng, 80)
     seen = _seen(pts, true, shifts)
     noise = 0.1
-    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
-                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen + rng.normal(0, noise, seen.shape), noise)
     res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 3, pts.shape), (ROWS, COLS),
                         nominal_angles_deg=nominal, point_sigma_px=100.0)
     assert np.sqrt(np.mean((res.angles_deg - true) ** 2)) < 0.05
@@ -99,8 +104,7 @@ def test_time_lag_is_modelled_from_the_row_scan_times() -> None:
     # a slow scan: each frame sweeps 4 degrees from its first to its last row
     timing = FrameTiming(np.arange(n) * 1.0, 1.0 / ROWS, ROWS)
     seen = _seen(pts, true, shifts, timing)
-    info = np.tile(np.eye(2) / 0.05**2, (n, pts.shape[0], 1, 1))
-    tracks = Tracks(seen, info, np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen, 0.05)
     kw = dict(nominal_angles_deg=nominal, point_sigma_px=100.0, floor_px=0.01)
     with_lag = bundle_adjust(tracks, nominal, shifts, pts, (ROWS, COLS), timing=timing, **kw)
     without = bundle_adjust(tracks, nominal, shifts, pts, (ROWS, COLS), **kw)
@@ -119,8 +123,7 @@ def test_outliers_and_bad_tracks_are_rejected() -> None:
     bad_obs = rng.random(seen.shape[:2]) < 0.05
     measured[bad_obs] += rng.uniform(-8, 8, (int(bad_obs.sum()), 2))
     measured[:, :4] = rng.uniform(30, 220, (len(nominal), 4, 2))  # four tracks that follow nothing
-    tracks = Tracks(measured, np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)), np.ones(seen.shape[:2]),
-                    np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(measured, noise)
     res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), nominal_angles_deg=nominal,
                         point_sigma_px=100.0)
     assert not res.kept_features[:4].any()
@@ -135,8 +138,7 @@ def test_smooth_angle_model_averages_noisy_frames() -> None:
     pts = _points(rng, 25)
     seen = _seen(pts, true, shifts)
     noise = 0.6
-    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
-                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen + rng.normal(0, noise, seen.shape), noise)
     kw = dict(nominal_angles_deg=nominal, point_sigma_px=100.0)
     free = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), **kw)
     smooth = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), smooth_deg_s2=0.05, **kw)
@@ -152,8 +154,7 @@ def test_tilt_axis_direction_is_refined(axis_deg: float) -> None:
     pts = _points(rng, 80)
     seen = predict_positions(pts, true, shifts, (ROWS, COLS), tilt_axis_deg=axis_deg)
     noise = 0.1
-    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
-                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen + rng.normal(0, noise, seen.shape), noise)
     res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), nominal_angles_deg=nominal,
                         fit_tilt_axis=True, point_sigma_px=100.0)
     assert abs(res.tilt_axis_deg - axis_deg) < 0.05
@@ -172,8 +173,7 @@ def test_nominal_angle_prior_keeps_a_thin_slab_from_wandering(seed: int) -> None
     pts[:, 2] -= pts[:, 2].mean()
     seen = _seen(pts, true, shifts)
     noise = 0.7
-    tracks = Tracks(seen + rng.normal(0, noise, seen.shape), np.tile(np.eye(2) / noise**2, (*seen.shape[:2], 1, 1)),
-                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen + rng.normal(0, noise, seen.shape), noise)
     start = pts + rng.normal(0, 2, pts.shape)
 
     def error(sd: float) -> float:
@@ -223,9 +223,7 @@ def _angle_spread(noise_px: float, claimed_px: float, draws: int = 24) -> tuple[
     seen = _seen(pts, true, shifts)
     errors, sds = [], []
     for _ in range(draws):
-        tracks = Tracks(seen + rng.normal(0, noise_px, seen.shape),
-                        np.tile(np.eye(2) / claimed_px**2, (*seen.shape[:2], 1, 1)), np.ones(seen.shape[:2]),
-                        np.ones(seen.shape[:2], dtype=bool))
+        tracks = _round_tracks(seen + rng.normal(0, noise_px, seen.shape), claimed_px)
         res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 3, pts.shape), (ROWS, COLS),
                             nominal_angles_deg=nominal, point_sigma_px=100.0)
         errors.append(res.angles_deg - true)
@@ -261,9 +259,7 @@ def test_feature_bootstrap_counts_errors_that_follow_a_feature_through_the_serie
     for _ in range(12):
         beside = np.zeros((1, 40, 2))
         beside[0, :, 0] = rng.normal(0, 0.5, 40)
-        tracks = Tracks(seen + rng.normal(0, 0.05, seen.shape) + beside,
-                        np.tile(np.eye(2) / 0.05**2, (*seen.shape[:2], 1, 1)), np.ones(seen.shape[:2]),
-                        np.ones(seen.shape[:2], dtype=bool))
+        tracks = _round_tracks(seen + rng.normal(0, 0.05, seen.shape) + beside, 0.05)
         res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts + rng.normal(0, 3, pts.shape), (ROWS, COLS),
                             **options)
         boot = bootstrap_adjust(tracks, res, (ROWS, COLS), resamples=6, **options)
@@ -285,8 +281,7 @@ def test_feature_bootstrap_is_repeatable_and_keeps_left_out_frames_out() -> None
     seen = _seen(pts, true, shifts)
     usable = np.ones(15, dtype=bool)
     usable[7] = False
-    tracks = Tracks(seen + rng.normal(0, 0.2, seen.shape), np.tile(np.eye(2) / 0.04, (*seen.shape[:2], 1, 1)),
-                    np.ones(seen.shape[:2]), np.ones(seen.shape[:2], dtype=bool))
+    tracks = _round_tracks(seen + rng.normal(0, 0.2, seen.shape), 0.2)
     options = {"nominal_angles_deg": nominal, "usable": usable}
     res = bundle_adjust(tracks, nominal, np.zeros_like(shifts), pts, (ROWS, COLS), **options)
     a = bootstrap_adjust(tracks, res, (ROWS, COLS), resamples=3, seed=5, **options)
