@@ -299,7 +299,7 @@ def refine_alignment(
         Feature resamples of the last round's solution (:func:`~.bundle.bootstrap_adjust`): the
         angles and shifts become their means and the angles' standard deviations their spread,
         which counts the errors that follow a feature through the series. 0: one solution, with
-        the standard deviations of its curvature.
+        the standard deviations of its curvature; 1 is an error (one resample has no spread).
     min_correlation : float
         Projection matching is trusted only when the frames' median correlation with their
         held-out re-projections reaches this; below it the frames are too noisy to tell their
@@ -322,6 +322,8 @@ def refine_alignment(
         raise ValueError(f"contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if bootstrap == 1 or bootstrap < 0:
+        raise ValueError(f"bootstrap must be 0 (one solution) or at least 2 resamples, got {bootstrap}")
     progress = progress or no_progress
     notes: list[str] = []
     f = np.asarray(frames, dtype=np.float32)

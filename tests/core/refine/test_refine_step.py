@@ -141,6 +141,13 @@ def test_fewer_than_three_frames_is_refused() -> None:
         refine_alignment(frames, angles)
 
 
+@pytest.mark.parametrize("resamples", [1, -2])
+def test_a_bootstrap_without_a_spread_is_refused(resamples: int) -> None:
+    frames, angles, _ = phantom_series(n=7, size=32, nz=8, blobs=5)
+    with pytest.raises(ValueError, match="0 \\(one solution\\) or at least 2 resamples"):
+        refine_alignment(frames, angles, bootstrap=resamples)
+
+
 def test_angles_not_monotone_are_refused_with_the_frame_named() -> None:
     frames, angles, _ = phantom_series(n=7, size=32, nz=8, blobs=5)
     angles = angles.copy()
